@@ -1,0 +1,54 @@
+// Command bpfmap-bench measures bpfmap side by side with the kernel, in one
+// process, and prints a markdown table: ns/op for bpfmap, the kernel's
+// in-BPF cost (BPF_PROG_TEST_RUN + bpf_loop), the bpf(2) syscall through
+// cilium/ebpf and Go's built-in map, bpfmap's allocs/op and its ratio to the
+// kernel. Kernel columns read n/a where the kernel's BPF is not available
+// (not root, not Linux).
+//
+//	go run ./cmd/bpfmap-bench            # 1,024 and 1,048,576 entries
+//	go run ./cmd/bpfmap-bench -sizes 1024 -v
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/bpfmap/bpfmap/internal/bench"
+	"github.com/bpfmap/bpfmap/internal/kbpf"
+)
+
+func main() {
+	sizes := flag.String("sizes", "1024,1048576", "comma-separated entry counts (powers of two)")
+	verbose := flag.Bool("v", false, "print each measurement as it is taken")
+	extra := flag.Bool("extra", true, "also report memory per element and GC cost of a 4M-entry map")
+	flag.Parse()
+
+	var ns []uint32
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 0, 32)
+		if err != nil || n == 0 || n&(n-1) != 0 {
+			fmt.Fprintf(os.Stderr, "bad size %q: want a power of two\n", s)
+			os.Exit(2)
+		}
+		ns = append(ns, uint32(n))
+	}
+	if err := kbpf.Available(); err != nil {
+		fmt.Fprintf(os.Stderr, "kernel columns skipped: %v\n", err)
+	}
+	var progress io.Writer
+	if *verbose {
+		progress = os.Stderr
+	}
+	rows := bench.Run(bench.Cases(ns...), progress)
+	fmt.Print(bench.Markdown(rows))
+	if *extra {
+		fmt.Println()
+		fmt.Print(bench.MemoryReport(ns))
+		fmt.Println()
+		fmt.Print(bench.GCReport(1 << 22))
+	}
+}

@@ -1,0 +1,125 @@
+package bpfmap
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfmap/bpfmap/internal/command"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// ENOTSUPP is the kernel-internal errno 524 that BPF commands return for
+// operations a map type does not support. It is distinct from EOPNOTSUPP.
+const ENOTSUPP = uapi.ENOTSUPP
+
+// Error is a failed map command: the operation and the kernel's errno.
+// errors.Is matches both the errno (unix.ENOENT, …) and, where cilium/ebpf
+// has one, its sentinel (ebpf.ErrKeyNotExist for ENOENT, ebpf.ErrKeyExist
+// for EEXIST, ebpf.ErrNotSupported for ENOTSUPP).
+type Error struct {
+	Op    string
+	Errno syscall.Errno
+}
+
+func (e *Error) Error() string {
+	if s := sentinel(e.Errno); s != nil {
+		return e.Op + ": " + s.Error()
+	}
+	if e.Errno == uapi.ENOTSUPP {
+		return e.Op + ": operation not supported by map type (ENOTSUPP)"
+	}
+	return e.Op + ": " + e.Errno.Error()
+}
+
+// Unwrap returns the errno and the cilium/ebpf sentinel, if any.
+func (e *Error) Unwrap() []error {
+	if s := sentinel(e.Errno); s != nil {
+		return []error{e.Errno, s}
+	}
+	return []error{e.Errno}
+}
+
+func sentinel(errno syscall.Errno) error {
+	switch errno {
+	case uapi.ENOENT:
+		return ebpf.ErrKeyNotExist
+	case uapi.EEXIST:
+		return ebpf.ErrKeyExist
+	case uapi.ENOTSUPP:
+		return ebpf.ErrNotSupported
+	}
+	return nil
+}
+
+// op names a command in error messages.
+type op uint8
+
+const (
+	opCreate op = iota
+	opLookup
+	opUpdate
+	opDelete
+	opNextKey
+	opLookupAndDelete
+	opFreeze
+	opBatchLookup
+	opBatchLookupAndDelete
+	opBatchUpdate
+	opBatchDelete
+	opInfo
+	opClone
+	opClose
+	opMemory
+	numOps
+)
+
+var opNames = [numOps]string{
+	"create", "lookup", "update", "delete", "next key", "lookup and delete",
+	"freeze", "batch lookup", "batch lookup and delete", "batch update",
+	"batch delete", "info", "clone", "close", "memory",
+}
+
+// common holds preallocated errors for the errnos that hot paths return, so
+// a missing key or a full map costs no allocation.
+var common = func() (t [numOps][4]*Error) {
+	for o := range numOps {
+		for i, e := range []syscall.Errno{uapi.ENOENT, uapi.EEXIST, uapi.E2BIG, uapi.EPERM} {
+			t[o][i] = &Error{Op: opNames[o], Errno: e}
+		}
+	}
+	return t
+}()
+
+// wrap turns a command-layer error into the public error for o.
+func wrap(o op, err error) error {
+	if err == nil {
+		return nil
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		var ute *command.UnsupportedTypeError
+		if errors.As(err, &ute) {
+			return fmt.Errorf("%s: %w: %s", opNames[o], ebpf.ErrNotSupported, ute.Error())
+		}
+		return fmt.Errorf("%s: %w", opNames[o], err)
+	}
+	switch errno {
+	case uapi.ENOENT:
+		return common[o][0]
+	case uapi.EEXIST:
+		return common[o][1]
+	case uapi.E2BIG:
+		return common[o][2]
+	case uapi.EPERM:
+		return common[o][3]
+	}
+	return &Error{Op: opNames[o], Errno: errno}
+}
+
+// argError reports a caller's marshalling mistake for o; it wraps EINVAL.
+func argError(o op, what string, err error) error {
+	return fmt.Errorf("%s: %s: %w", opNames[o], what, err)
+}

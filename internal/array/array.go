@@ -1,0 +1,257 @@
+// Package array implements BPF_MAP_TYPE_ARRAY and BPF_MAP_TYPE_PERCPU_ARRAY
+// over a flat region: max_entries zero-initialised values indexed by a u32
+// key, each in a slot of round_up(value_size, 8) bytes (times the possible
+// CPUs for per-CPU arrays), laid out exactly as the kernel's mmapable value
+// area so BPF_F_MMAPABLE arrays can expose it as memory.
+//
+// # Concurrency
+//
+// Values of 4 or 8 bytes are read and written with single atomic loads and
+// stores and can never tear. Larger values are guarded by a per-element
+// sequence word kept apart from the value area: a writer makes it odd, copies
+// and makes it even again; a reader copies between two reads of an equal even
+// sequence and retries otherwise. Writers of the same element exclude each
+// other through the same word.
+//
+// # Layout
+//
+//	header (region.HeaderSize) | pad to page | values | sequence words
+package array
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/bpfmap/bpfmap/internal/mapops"
+	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// Family creates ARRAY and PERCPU_ARRAY maps.
+var Family mapops.Family = family{}
+
+type family struct{}
+
+// createMask is ARRAY_CREATE_FLAG_MASK.
+const createMask = uapi.FNumaNode | uapi.FMmapable | uapi.FAllAccessFlags |
+	uapi.FPreserveElems | uapi.FInnerMap
+
+// kernelArraySize approximates sizeof(struct bpf_array) for memlock.
+const kernelArraySize = 384
+
+func percpu(a *mapops.Attr) bool { return a.Type == uapi.MapTypePercpuArray }
+
+// Check is the kernel's array_map_alloc_check.
+func (family) Check(a *mapops.Attr) error {
+	pc := percpu(a)
+	if a.MaxEntries == 0 || a.KeySize != 4 || a.ValueSize == 0 ||
+		a.Flags&^createMask != 0 || mapops.CheckProgAccess(a.Flags) != nil ||
+		(pc && a.Flags&uapi.FNumaNode != 0) {
+		return uapi.EINVAL
+	}
+	if a.Type != uapi.MapTypeArray && a.Flags&(uapi.FMmapable|uapi.FInnerMap) != 0 {
+		return uapi.EINVAL
+	}
+	if a.Type != uapi.MapTypePerfEventArray && a.Flags&uapi.FPreserveElems != 0 {
+		return uapi.EINVAL
+	}
+	if a.ValueSize > 1<<31-1 {
+		return uapi.E2BIG
+	}
+	if pc && mapops.RoundUp8(a.ValueSize) > uapi.PcpuMinUnit {
+		return uapi.E2BIG
+	}
+	return nil
+}
+
+type geometry struct {
+	stride  uint64 // bytes per element in the value area
+	valOff  uint64 // region offset of the value area (page-aligned)
+	valSize uint64 // bytes of the value area, page-aligned
+	seqOff  uint64 // region offset of the sequence words
+}
+
+func geometryOf(a *mapops.Attr) geometry {
+	g := geometry{stride: mapops.RoundUp8(a.ValueSize)}
+	if percpu(a) {
+		g.stride *= uint64(a.PossibleCPUs)
+	}
+	g.valOff = uapi.PageSize
+	g.valSize = (uint64(a.MaxEntries)*g.stride + uapi.PageSize - 1) &^ (uapi.PageSize - 1)
+	g.seqOff = g.valOff + g.valSize
+	return g
+}
+
+// Layout sizes the region; memlock follows array_map_mem_usage.
+func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
+	g := geometryOf(a)
+	n := uint64(a.MaxEntries)
+	var memlock uint64 = kernelArraySize
+	switch {
+	case percpu(a):
+		memlock += n*8 + n*mapops.RoundUp8(a.ValueSize)*uint64(a.PossibleCPUs)
+	case a.Flags&uapi.FMmapable != 0:
+		memlock = (memlock+uapi.PageSize-1)&^(uapi.PageSize-1) + g.valSize
+	default:
+		memlock += n * g.stride
+	}
+	return mapops.Layout{
+		BodySize:   g.seqOff + 4*n - region.HeaderSize,
+		MaxEntries: a.MaxEntries,
+		Memlock:    memlock,
+	}, nil
+}
+
+// Traits: arrays support the generic lookup and update batches only.
+func (family) Traits(a *mapops.Attr) mapops.Traits {
+	return mapops.Traits{
+		PerCPU:      percpu(a),
+		Update:      mapops.UpdateStd,
+		LookupBatch: mapops.BatchGeneric,
+		UpdateBatch: mapops.BatchGeneric,
+	}
+}
+
+// Open returns the operations over an array region.
+func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Ops, error) {
+	g := geometryOf(a)
+	m := &Map{r: r, g: g, max: a.MaxEntries, size: uint64(a.ValueSize)}
+	if percpu(a) {
+		m.size = g.stride
+	}
+	switch {
+	case m.size == 8:
+		m.word = 8
+	case m.size == 4:
+		m.word = 4
+	}
+	return m, nil
+}
+
+// Map is one array map's operations over its region.
+type Map struct {
+	r    *region.Region
+	g    geometry
+	max  uint32
+	size uint64 // bytes copied in and out: value_size, or the per-CPU area
+	word int    // 4 or 8 when values move as one atomic word, else 0
+}
+
+func (m *Map) index(key []byte) uint32 { return binary.LittleEndian.Uint32(key) }
+
+func (m *Map) valOff(i uint32) uint64 { return m.g.valOff + uint64(i)*m.g.stride }
+
+func (m *Map) seq(i uint32) *uint32 { return m.r.Uint32(m.g.seqOff + uint64(i)*4) }
+
+// Lookup copies element key's value into value; an index past the end is
+// ENOENT.
+func (m *Map) Lookup(key, value []byte) error {
+	i := m.index(key)
+	if i >= m.max {
+		return uapi.ENOENT
+	}
+	if m.word == 8 {
+		binary.LittleEndian.PutUint64(value, atomic.LoadUint64(m.r.Uint64(m.valOff(i))))
+		return nil
+	}
+	m.read(i, value)
+	return nil
+}
+
+// read copies element i into out without tearing.
+func (m *Map) read(i uint32, out []byte) {
+	off := m.valOff(i)
+	switch m.word {
+	case 8:
+		binary.LittleEndian.PutUint64(out, atomic.LoadUint64(m.r.Uint64(off)))
+		return
+	case 4:
+		binary.LittleEndian.PutUint32(out, atomic.LoadUint32(m.r.Uint32(off)))
+		return
+	}
+	sp := m.seq(i)
+	src := m.r.Bytes(off, m.size)
+	for spins := 0; ; spins++ {
+		s := atomic.LoadUint32(sp)
+		if s&1 == 0 {
+			copy(out, src)
+			region.ReadFence()
+			if atomic.LoadUint32(sp) == s {
+				return
+			}
+		}
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// Update overwrites element key. BPF_NOEXIST is EEXIST (elements always
+// exist); an index past the end is E2BIG.
+func (m *Map) Update(key, value []byte, flags uint64) error {
+	i := m.index(key)
+	if i >= m.max {
+		return uapi.E2BIG
+	}
+	if flags&uapi.NoExist != 0 {
+		return uapi.EEXIST
+	}
+	m.write(i, value)
+	return nil
+}
+
+// write stores value into element i so that readers never see it torn.
+func (m *Map) write(i uint32, value []byte) {
+	off := m.valOff(i)
+	switch m.word {
+	case 8:
+		atomic.StoreUint64(m.r.Uint64(off), binary.LittleEndian.Uint64(value))
+		return
+	case 4:
+		atomic.StoreUint32(m.r.Uint32(off), binary.LittleEndian.Uint32(value))
+		return
+	}
+	sp := m.seq(i)
+	for spins := 0; ; spins++ {
+		s := atomic.LoadUint32(sp)
+		if s&1 == 0 && atomic.CompareAndSwapUint32(sp, s, s+1) {
+			copy(m.r.Bytes(off, m.size), value[:m.size])
+			atomic.StoreUint32(sp, s+2)
+			return
+		}
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// Delete is EINVAL: array elements cannot be deleted.
+func (m *Map) Delete([]byte) error { return uapi.EINVAL }
+
+// LookupAndDelete is ENOTSUPP for arrays.
+func (m *Map) LookupAndDelete([]byte, []byte) error { return uapi.ENOTSUPP }
+
+// GetNextKey is the kernel's array_map_get_next_key.
+func (m *Map) GetNextKey(key, next []byte) error {
+	i := uint32(1<<32 - 1)
+	if key != nil {
+		i = m.index(key)
+	}
+	if i >= m.max {
+		binary.LittleEndian.PutUint32(next, 0)
+		return nil
+	}
+	if i == m.max-1 {
+		return uapi.ENOENT
+	}
+	binary.LittleEndian.PutUint32(next, i+1)
+	return nil
+}
+
+// ValueArea returns the value area: element i at i*round_up(value_size, 8),
+// page-aligned and page-sized, as the kernel maps it for BPF_F_MMAPABLE.
+func (m *Map) ValueArea() []byte { return m.r.Bytes(m.g.valOff, m.g.valSize) }
+
+// Close releases nothing beyond the region, which the command layer owns.
+func (m *Map) Close() error { return nil }

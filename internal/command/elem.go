@@ -1,0 +1,173 @@
+package command
+
+import (
+	"sync/atomic"
+
+	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// Lookup is BPF_MAP_LOOKUP_ELEM.
+func (h *Handle) Lookup(key, value []byte, flags uint64) error {
+	// Fast path: every generic check of lookup is known to pass.
+	if h.fast.Load()&fastRead != 0 && flags == 0 && uint32(len(key)) == h.ks && uint32(len(value)) >= h.vs {
+		return h.ops.Lookup(key, value[:h.vs])
+	}
+	return h.lookup(key, value, flags)
+}
+
+func (h *Handle) lookup(key, value []byte, flags uint64) error {
+	if flags&^uapi.FLock != 0 {
+		return uapi.EINVAL
+	}
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canRead() {
+		return uapi.EPERM
+	}
+	if flags&uapi.FLock != 0 {
+		return uapi.EINVAL // no value holds a bpf_spin_lock
+	}
+	if key, err = m.copyKey(key); err != nil {
+		return err
+	}
+	if uint32(len(value)) < m.sysVal {
+		// The kernel looks up into its own buffer and faults copying out.
+		if err := m.ops.Lookup(key, make([]byte, m.sysVal)); err != nil {
+			return err
+		}
+		return uapi.EFAULT
+	}
+	return m.ops.Lookup(key, value[:m.sysVal])
+}
+
+// Update is BPF_MAP_UPDATE_ELEM.
+func (h *Handle) Update(key, value []byte, flags uint64) error {
+	// Fast path: every generic check of update is known to pass.
+	if h.fast.Load()&fastWrite != 0 && flags <= uapi.Exist && uint32(len(key)) == h.ks &&
+		uint32(len(value)) >= h.vs && atomic.LoadUint32(h.frozen) == 0 {
+		return h.ops.Update(key, value[:h.vs], flags)
+	}
+	return h.update(key, value, flags)
+}
+
+func (h *Handle) update(key, value []byte, flags uint64) error {
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canWrite() {
+		return uapi.EPERM
+	}
+	if flags&uapi.FLock != 0 {
+		return uapi.EINVAL
+	}
+	if key, err = m.copyKey(key); err != nil {
+		return err
+	}
+	if uint32(len(value)) < m.sysVal {
+		return uapi.EFAULT
+	}
+	if err := m.checkUpdateFlags(flags); err != nil {
+		return err
+	}
+	return m.ops.Update(key, value[:m.sysVal], flags)
+}
+
+// Delete is BPF_MAP_DELETE_ELEM.
+func (h *Handle) Delete(key []byte) error {
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canWrite() {
+		return uapi.EPERM
+	}
+	if key, err = m.copyKey(key); err != nil {
+		return err
+	}
+	return m.ops.Delete(key)
+}
+
+// GetNextKey is BPF_MAP_GET_NEXT_KEY; a nil key asks for the first key.
+// key and next may share memory.
+func (h *Handle) GetNextKey(key, next []byte) error {
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canRead() {
+		return uapi.EPERM
+	}
+	if key != nil {
+		if key, err = m.copyKey(key); err != nil {
+			return err
+		}
+	}
+	if uint32(len(next)) < m.keySize || (m.keySize > 0 && next == nil) {
+		if err := m.ops.GetNextKey(key, make([]byte, m.keySize)); err != nil {
+			return err
+		}
+		return uapi.EFAULT
+	}
+	next = next[:m.keySize]
+	if region.Overlap(key, next) {
+		key = append([]byte(nil), key...)
+	}
+	return m.ops.GetNextKey(key, next)
+}
+
+// LookupAndDelete is BPF_MAP_LOOKUP_AND_DELETE_ELEM.
+func (h *Handle) LookupAndDelete(key, value []byte, flags uint64) error {
+	if flags&^uapi.FLock != 0 {
+		return uapi.EINVAL
+	}
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canRead() || !h.canWrite() {
+		return uapi.EPERM
+	}
+	if flags != 0 && (m.typ == uapi.MapTypeQueue || m.typ == uapi.MapTypeStack) {
+		return uapi.EINVAL
+	}
+	if flags&uapi.FLock != 0 {
+		return uapi.EINVAL
+	}
+	if key, err = m.copyKey(key); err != nil {
+		return err
+	}
+	if uint32(len(value)) < m.sysVal {
+		// The element is removed before the copy out faults, as in the kernel.
+		if err := m.ops.LookupAndDelete(key, make([]byte, m.sysVal)); err != nil {
+			return err
+		}
+		return uapi.EFAULT
+	}
+	return m.ops.LookupAndDelete(key, value[:m.sysVal])
+}
+
+// Freeze is BPF_MAP_FREEZE: afterwards no handle may write. Freezing twice is
+// EPERM (a frozen map's handles have lost write permission).
+func (h *Handle) Freeze() error {
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	if !h.canWrite() {
+		return uapi.EPERM
+	}
+	if !casFrozen(m.frozen) {
+		return uapi.EBUSY
+	}
+	// Memory counts a writable view before it checks frozen, and Freeze sets
+	// frozen before it checks the views, so one of them sees the other.
+	if m.mmaps.Load() != 0 {
+		atomic.StoreUint32(m.frozen, 0)
+		return uapi.EBUSY
+	}
+	return nil
+}

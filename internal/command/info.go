@@ -1,0 +1,90 @@
+package command
+
+import (
+	"sync/atomic"
+
+	"github.com/bpfmap/bpfmap/internal/mapops"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// Info is what BPF_OBJ_GET_INFO_BY_FD and /proc/<pid>/fdinfo report of a map.
+type Info struct {
+	Type       uapi.MapType
+	ID         uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	MapFlags   uint32 // creation flags minus BPF_F_RDONLY/BPF_F_WRONLY
+	Name       [uapi.ObjNameLen]byte
+	MapExtra   uint64
+	Frozen     bool
+	Memlock    uint64 // the kernel's memory estimate for the same map
+	Footprint  uint64 // bytes of the map's region
+	// PossibleCPUs is the number of per-CPU slots the map models.
+	PossibleCPUs int
+	// Readable and Writable are the handle's access mode.
+	Readable, Writable bool
+}
+
+// Info is BPF_OBJ_GET_INFO_BY_FD; a closed handle is EBADFD, as the kernel
+// answers for an fd that is not open.
+func (h *Handle) Info() (Info, error) {
+	if h.closed.Load() {
+		return Info{}, uapi.EBADFD
+	}
+	m := h.m
+	return Info{
+		Type: m.typ, ID: m.id, KeySize: m.keySize, ValueSize: m.valSize,
+		MaxEntries: m.maxEnt, MapFlags: m.flags, Name: m.name, MapExtra: m.extra,
+		Frozen: atomic.LoadUint32(m.frozen) != 0, Memlock: m.memlock,
+		PossibleCPUs: m.ncpu, Readable: h.read, Writable: h.write,
+		Footprint: uint64(m.r.Len()),
+	}, nil
+}
+
+// SysValueSize is the number of value bytes each element command moves:
+// value_size, or round_up(value_size, 8) × possible CPUs for per-CPU maps.
+func (h *Handle) SysValueSize() uint32 { return h.m.sysVal }
+
+// PerCPU reports whether the map's values are per CPU.
+func (h *Handle) PerCPU() bool { return h.m.traits.PerCPU }
+
+// Memory returns the value area of a BPF_F_MMAPABLE array for direct access
+// and a release function for the view. Without the flag it is EINVAL for
+// arrays and ENOTSUPP for other types, like mmap(2) on a map fd. A writable
+// view is refused for a frozen map (EPERM) and blocks freezing (EBUSY) until
+// released.
+func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
+	m, err := h.live()
+	if err != nil {
+		return nil, nil, err
+	}
+	mem, ok := m.ops.(mapops.Memory)
+	if !ok || m.flags&uapi.FMmapable == 0 {
+		if m.typ == uapi.MapTypeArray || m.typ == uapi.MapTypePercpuArray {
+			return nil, nil, uapi.EINVAL
+		}
+		return nil, nil, uapi.ENOTSUPP
+	}
+	if writable {
+		if !h.canWrite() {
+			return nil, nil, uapi.EPERM
+		}
+		m.mmaps.Add(1)
+		if atomic.LoadUint32(m.frozen) != 0 {
+			m.mmaps.Add(-1)
+			return nil, nil, uapi.EPERM
+		}
+		var once atomic.Bool
+		return mem.ValueArea(), func() {
+			if !once.Swap(true) {
+				m.mmaps.Add(-1)
+			}
+		}, nil
+	}
+	return mem.ValueArea(), func() {}, nil
+}
+
+// KeepAlive returns a value that keeps the map's memory mapped while the
+// caller holds it (see region.Region).
+func (h *Handle) KeepAlive() any { return h.m.r }

@@ -1,0 +1,144 @@
+// Package mapops is the contract between the command layer and the map
+// families: the creation attributes a family validates, the per-type
+// operations table it implements (the user-space twin of the kernel's
+// struct bpf_map_ops), the traits that let the command layer apply the
+// generic rules in one place, and the few validation rules the kernel's
+// families share.
+package mapops
+
+import (
+	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// Attr is BPF_MAP_CREATE's input as a family sees it, after the command
+// layer's generic checks.
+type Attr struct {
+	Type       uapi.MapType
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	Flags      uint32 // map_flags as given, BPF_F_TOKEN_FD stripped
+	NumaNode   uint32
+	MapExtra   uint64
+	InnerMapFD uint32
+	// PossibleCPUs is the number of per-CPU slots the map models.
+	PossibleCPUs int
+	// SysAdmin models CAP_SYS_ADMIN (needed for BPF_F_ZERO_SEED on hash maps).
+	SysAdmin bool
+}
+
+// Family creates maps of one or more types.
+type Family interface {
+	// Check validates a in the kernel's order for this type (its
+	// map_alloc_check and the validation part of map_alloc), returning the
+	// kernel's errno.
+	Check(a *Attr) error
+	// BodySize is the size of the family's body in the region, and MaxEntries
+	// the max_entries the map reports (after any type-specific rounding).
+	Layout(a *Attr) (Layout, error)
+	// Open returns the operations over r, whose header the command layer has
+	// filled. A fresh region is all zeroes after the header, and families lay
+	// out their bodies so that zero is the valid empty state.
+	Open(r *region.Region, a *Attr, l Layout) (Ops, error)
+	// Traits describes how the command layer applies generic rules to the type.
+	Traits(a *Attr) Traits
+}
+
+// Layout is the outcome of a family's sizing of a map.
+type Layout struct {
+	BodySize   uint64 // bytes after the region header
+	MaxEntries uint32 // max_entries as reported by bpf_map_info
+	Memlock    uint64 // the kernel's memory-usage figure for the same map
+}
+
+// Ops is one map's operations table. Buffers are sized by the command layer:
+// keys are key_size bytes (nil for "no key" where the type allows it), values
+// are the syscall value size (see Traits.PerCPU). Errors are uapi errnos.
+type Ops interface {
+	Lookup(key, value []byte) error
+	Update(key, value []byte, flags uint64) error
+	Delete(key []byte) error
+	GetNextKey(key, next []byte) error
+	// LookupAndDelete returns uapi.ENOTSUPP for types without it.
+	LookupAndDelete(key, value []byte) error
+	// Close releases the family's resources other than the region.
+	Close() error
+}
+
+// BucketBatcher is implemented by hash maps, whose lookup batches walk buckets.
+type BucketBatcher interface {
+	// NumBuckets is the number of buckets; cursors are bucket indices.
+	NumBuckets() uint32
+	// CopyBucket copies bucket b's elements, in chain order, into keys and
+	// values (starting at index 0), provided they number at most room and fit
+	// the buffers; it returns how many the bucket holds and whether they were
+	// copied (an empty bucket counts as copied). With
+	// del it removes the copied elements, atomically with the copy.
+	CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (n uint32, copied bool)
+}
+
+// Memory is implemented by maps whose values can be mapped as memory
+// (BPF_F_MMAPABLE arrays).
+type Memory interface {
+	// ValueArea returns the values as one byte slice: element i at
+	// i*round_up(value_size, 8).
+	ValueArea() []byte
+}
+
+// UpdateRule names how a type checks UPDATE flags.
+type UpdateRule uint8
+
+// Update flag rules.
+const (
+	// UpdateStd: flags beyond BPF_EXIST → EINVAL (hash, array, LPM).
+	UpdateStd UpdateRule = iota
+	// UpdatePush: BPF_NOEXIST or beyond BPF_EXIST → EINVAL (queue, stack).
+	UpdatePush
+	// UpdateAnyOnly: anything but BPF_ANY → EINVAL (bloom filter, map-in-map arrays).
+	UpdateAnyOnly
+	// UpdateNone: the type takes no element updates; its Update decides the errno.
+	UpdateNone
+)
+
+// BatchKind names how a type implements one batch command.
+type BatchKind uint8
+
+// Batch implementations.
+const (
+	BatchNone    BatchKind = iota // ENOTSUPP
+	BatchGeneric                  // the kernel's generic_map_*_batch
+	BatchBucket                   // the hash family's bucket-granular batch
+)
+
+// Traits tells the command layer how the generic rules apply to a map.
+type Traits struct {
+	// PerCPU: values cross the API as round_up(value_size, 8) × possible CPUs.
+	PerCPU bool
+	// Update is the type's UPDATE flag rule.
+	Update UpdateRule
+	// Batches supported by the type.
+	LookupBatch, LookupAndDeleteBatch, UpdateBatch, DeleteBatch BatchKind
+}
+
+// RoundUp8 rounds n up to a multiple of 8: the per-CPU slot stride.
+func RoundUp8(n uint32) uint64 { return (uint64(n) + 7) &^ 7 }
+
+// CheckProgAccess is the kernel's bpf_map_attr_access check shared by every
+// type: BPF_F_RDONLY_PROG with BPF_F_WRONLY_PROG → EINVAL.
+func CheckProgAccess(flags uint32) error {
+	if flags&uapi.FProgAccessMask == uapi.FProgAccessMask {
+		return uapi.EINVAL
+	}
+	return nil
+}
+
+// RoundUpPow2 returns the smallest power of two ≥ n (n ≥ 1), or 0 if it does
+// not fit in 32 bits.
+func RoundUpPow2(n uint32) uint64 {
+	p := uint64(1)
+	for p < uint64(n) {
+		p <<= 1
+	}
+	return p
+}

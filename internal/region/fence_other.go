@@ -1,0 +1,13 @@
+//go:build !(amd64 || 386)
+
+package region
+
+import "sync/atomic"
+
+// ReadFence orders a sequence-validated reader's plain loads of map bytes
+// before its second load of the sequence word. On weakly ordered CPUs an
+// atomic read-modify-write of a stack word is a full barrier.
+func ReadFence() {
+	var w uint32
+	atomic.AddUint32(&w, 0)
+}

@@ -1,0 +1,154 @@
+// Package region owns a map's memory: one flat, page-aligned byte region that
+// holds a self-describing header followed by the map family's body. All map
+// state lives here, addressed by offsets, never by Go pointers, so the garbage
+// collector never scans it and another process could map the same bytes.
+//
+// This is one of the two places in bpfmap allowed to use unsafe (the other is
+// internal/marshal). Every accessor here turns an offset into a typed pointer
+// after a bounds check, and callers keep the alignment the accessor names.
+package region
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Magic identifies a bpfmap region; LayoutVersion changes with any change of
+// the header or of a family's body layout.
+const (
+	Magic         = "BPFMAP\x00\x01"
+	LayoutVersion = 1
+	// HeaderSize is the space reserved for Header at the start of a region;
+	// family bodies start at or after it.
+	HeaderSize = 256
+
+	hugePage = 2 << 20
+)
+
+// Header is the self-describing start of every region. Its fields are fixed
+// size and little-endian in memory on the supported platforms, so any process
+// can read what map the region holds.
+type Header struct {
+	Magic        [8]byte
+	Layout       uint32
+	MapType      uint32
+	KeySize      uint32
+	ValueSize    uint32
+	MaxEntries   uint32
+	MapFlags     uint32
+	Name         [16]byte
+	ID           uint32
+	Frozen       uint32 // 0 or 1; written with atomics
+	Seed         uint32
+	PossibleCPUs uint32
+	MapExtra     uint64
+	BodyOffset   uint64 // where the family's body starts
+	Size         uint64 // total bytes of the region
+}
+
+// Compile-time check that Header fits the reserved space.
+var _ [HeaderSize - unsafe.Sizeof(Header{})]byte
+
+// Region is a map's memory. The zero value is unusable; call New.
+//
+// Lifetime: Release returns the memory's pages to the system at once but
+// keeps the address range mapped (reading zeroes, which every family treats
+// as an empty map), so a goroutine still inside an operation on a map that
+// another goroutine has just closed cannot fault. The range itself is
+// unmapped by a cleanup once the Region is unreachable; operations keep
+// their Region reachable until they return (runtime.KeepAlive in callers).
+type Region struct {
+	mem      []byte
+	released atomic.Bool
+}
+
+// ErrTooLarge reports a region size the platform cannot address.
+var ErrTooLarge = errors.New("region: size too large")
+
+// New returns a zeroed region of at least size bytes (rounded up to a page),
+// backed by anonymous memory outside the Go heap where the platform allows.
+// Pages are committed by the operating system on first touch.
+func New(size uint64) (*Region, error) {
+	if size < HeaderSize {
+		size = HeaderSize
+	}
+	const page = 4096
+	size = (size + page - 1) &^ (page - 1)
+	if size > maxRegion || size != uint64(int(size)) {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	mem, err := allocate(int(size))
+	if err != nil {
+		return nil, err
+	}
+	if size >= hugePage {
+		// Large maps are reached at random: huge pages spare the TLB misses
+		// that make 4 KiB pages cost more than the memory access itself
+		// (the kernel's own map memory sits in its huge-page direct map).
+		adviseHuge(mem)
+	}
+	r := &Region{mem: mem}
+	runtime.AddCleanup(r, func(mem []byte) { _ = unmap(mem) }, mem)
+	return r, nil
+}
+
+// Release returns the region's pages to the system. Later accesses read
+// zeroes; the first call wins and later ones do nothing.
+func (r *Region) Release() error {
+	if r.released.Swap(true) {
+		return nil
+	}
+	return discard(r.mem)
+}
+
+// Released reports whether Release was called.
+func (r *Region) Released() bool { return r.released.Load() }
+
+// Len is the region's size in bytes.
+func (r *Region) Len() int { return len(r.mem) }
+
+// Header returns the region's header.
+func (r *Region) Header() *Header {
+	// Sound: mem is page-aligned, at least HeaderSize long, and Header holds
+	// only fixed-size integer fields, so any bit pattern is a valid Header.
+	return (*Header)(unsafe.Pointer(&r.mem[0]))
+}
+
+// Bytes returns the n bytes at off, sharing the region's memory.
+func (r *Region) Bytes(off, n uint64) []byte {
+	return r.mem[off : off+n : off+n]
+}
+
+// Uint32 returns a pointer to the 4-byte-aligned word at off, for atomic use.
+func (r *Region) Uint32(off uint64) *uint32 {
+	_ = r.mem[off+3]
+	// Sound: off+3 is in bounds (checked above), the caller keeps off 4-byte
+	// aligned and the region base is page-aligned, and the memory is not
+	// managed by the Go garbage collector, so the pointer stays valid until
+	// Close.
+	return (*uint32)(unsafe.Pointer(&r.mem[off]))
+}
+
+// Uint64 returns a pointer to the 8-byte-aligned word at off, for atomic use.
+func (r *Region) Uint64(off uint64) *uint64 {
+	_ = r.mem[off+7]
+	// Sound: as for Uint32, with 8-byte alignment kept by the caller.
+	return (*uint64)(unsafe.Pointer(&r.mem[off]))
+}
+
+// Base returns the address of the region's first byte; families use it with
+// Word/Dword accessors on hot paths after checking offsets against Len once.
+func (r *Region) Base() unsafe.Pointer { return unsafe.Pointer(&r.mem[0]) }
+
+// Overlap reports whether two byte slices share any memory.
+func Overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	// Sound: only the addresses are compared; nothing is dereferenced.
+	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
+}
