@@ -85,7 +85,7 @@ func runInstance(tb testing.TB, typ uint32, seed uint64, label string) (ops, che
 	e.run(n)
 	lockstepTotal.Add(int64(e.ops))
 	lockstepChecks.Add(int64(e.checks))
-	return e.ops, e.checks, e.failed
+	return e.ops, e.checks, e.failed && !e.abandoned
 }
 
 // TestLockstep applies seeded random operation sequences to kernel maps and

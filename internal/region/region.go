@@ -72,6 +72,9 @@ var ErrTooLarge = errors.New("region: size too large")
 // backed by anonymous memory outside the Go heap where the platform allows.
 // Pages are committed by the operating system on first touch.
 func New(size uint64) (*Region, error) {
+	if released.Load()-unmapped.Load() > maxWaiting {
+		runtime.GC()
+	}
 	if size < HeaderSize {
 		size = HeaderSize
 	}
@@ -91,9 +94,22 @@ func New(size uint64) (*Region, error) {
 		adviseHuge(mem)
 	}
 	r := &Region{mem: mem}
-	runtime.AddCleanup(r, func(mem []byte) { _ = unmap(mem) }, mem)
+	runtime.AddCleanup(r, func(mem []byte) {
+		_ = unmap(mem)
+		unmapped.Add(1)
+	}, mem)
 	return r, nil
 }
+
+// released counts Release calls and unmapped counts cleanups. Released
+// regions hold no memory but still hold an address range and a mapping; the
+// collector only runs when the Go heap grows, which map memory does not
+// make it do, so New runs a collection once too many ranges wait, keeping a
+// program that creates and closes maps in a loop under the system's limit on
+// mappings.
+var released, unmapped atomic.Int64
+
+const maxWaiting = 1024
 
 // Release returns the region's pages to the system. Later accesses read
 // zeroes; the first call wins and later ones do nothing.
@@ -101,6 +117,7 @@ func (r *Region) Release() error {
 	if r.released.Swap(true) {
 		return nil
 	}
+	released.Add(1)
 	return discard(r.mem)
 }
 

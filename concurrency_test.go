@@ -1,0 +1,184 @@
+package bpfmap_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// checked is a 24-byte value whose words must agree: a reader that ever
+// sees them disagree has seen a torn value.
+type checked struct{ A, B, C uint64 }
+
+func mkChecked(x uint64) checked { return checked{x, ^x, x * 0x9e3779b97f4a7c15} }
+func (c checked) ok() bool      { return c == mkChecked(c.A) }
+
+// TestConcurrentNoTornValuesNoOvercount runs writers, deleters and readers
+// on the same few keys of every type and checks that every value read is
+// one some update wrote in full and that a hash never holds more than
+// max_entries keys.
+func TestConcurrentNoTornValuesNoOvercount(t *testing.T) {
+	for _, typ := range []ebpf.MapType{ebpf.Hash, ebpf.Array, ebpf.PerCPUHash, ebpf.PerCPUArray} {
+		t.Run(typ.String(), func(t *testing.T) {
+			const max = 8
+			m := newMap(t, &ebpf.MapSpec{Type: typ, KeySize: 4, ValueSize: 24, MaxEntries: max})
+			perCPU := typ == ebpf.PerCPUHash || typ == ebpf.PerCPUArray
+			hash := typ == ebpf.Hash || typ == ebpf.PerCPUHash
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			var reads, torn atomic.Int64
+			errc := make(chan error, 16)
+			put := func(k uint32, x uint64) error {
+				if perCPU {
+					return m.Put(k, []checked{mkChecked(x), mkChecked(x + 1)})
+				}
+				return m.Put(k, mkChecked(x))
+			}
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := uint64(0); !stop.Load(); i++ {
+						k := uint32((i*7 + uint64(w)) % (max + 4))
+						err := put(k, i<<8|uint64(w))
+						if err != nil && !(hash && errors.Is(err, unix.E2BIG)) && !(!hash && errors.Is(err, unix.E2BIG) && k >= max) {
+							errc <- err
+							return
+						}
+						if hash && i%3 == 0 {
+							_ = m.Delete(uint32((i * 5) % (max + 4)))
+						}
+					}
+				}()
+			}
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var one checked
+					var per []checked
+					for i := uint32(0); !stop.Load(); i++ {
+						k := i % (max + 4)
+						var err error
+						if perCPU {
+							err = m.Lookup(k, &per)
+							for _, c := range per {
+								if err == nil && !c.ok() {
+									torn.Add(1)
+								}
+							}
+						} else {
+							err = m.Lookup(k, &one)
+							if err == nil && !one.ok() {
+								torn.Add(1)
+							}
+						}
+						if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+							errc <- err
+							return
+						}
+						reads.Add(1)
+						if hash && i%64 == 0 {
+							n := 0
+							for range m.All() {
+								n++
+							}
+							if n > max {
+								errc <- errors.New("iteration saw more than max_entries keys")
+								return
+							}
+						}
+					}
+				}()
+			}
+			for reads.Load() < 200000 {
+				select {
+				case err := <-errc:
+					stop.Store(true)
+					wg.Wait()
+					t.Fatal(err)
+				default:
+				}
+				if testing.Short() && reads.Load() > 20000 {
+					break
+				}
+			}
+			stop.Store(true)
+			wg.Wait()
+			close(errc)
+			for err := range errc {
+				t.Fatal(err)
+			}
+			if torn.Load() != 0 {
+				t.Fatalf("%d torn values in %d reads", torn.Load(), reads.Load())
+			}
+			if hash {
+				n := 0
+				var k uint32
+				var v checked
+				var per []checked
+				it := m.Iterate()
+				if perCPU {
+					for it.Next(&k, &per) {
+						n++
+					}
+				} else {
+					for it.Next(&k, &v) {
+						n++
+					}
+				}
+				if it.Err() != nil || n > max {
+					t.Fatalf("final iteration: %d keys, %v", n, it.Err())
+				}
+			}
+		})
+	}
+}
+
+// TestAllUnderConcurrentDeletes checks the contract of (*Map).All: keys that
+// stay in the map are yielded exactly once even while others are deleted and
+// re-inserted.
+func TestAllUnderConcurrentDeletes(t *testing.T) {
+	const stable, churn = 200, 200
+	m := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: stable + churn})
+	for k := range uint32(stable + churn) {
+		wantErr(t, "put", m.Put(k, uint64(k)))
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint32(0); !stop.Load(); i++ {
+			k := stable + i%churn
+			_ = m.Delete(k)
+			_ = m.Put(k, uint64(k))
+		}
+	}()
+	for round := 0; round < 200; round++ {
+		seen := map[uint32]int{}
+		for kb, vb := range m.All() {
+			k := binary.LittleEndian.Uint32(kb)
+			if binary.LittleEndian.Uint64(vb) != uint64(k) {
+				t.Fatalf("key %d has value %d", k, binary.LittleEndian.Uint64(vb))
+			}
+			seen[k]++
+		}
+		for k := range uint32(stable) {
+			if seen[k] != 1 {
+				t.Fatalf("round %d: stable key %d yielded %d times", round, k, seen[k])
+			}
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("round %d: key %d yielded %d times", round, k, n)
+			}
+		}
+	}
+	stop.Store(true)
+	<-done
+}
