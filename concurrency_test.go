@@ -16,7 +16,7 @@ import (
 type checked struct{ A, B, C uint64 }
 
 func mkChecked(x uint64) checked { return checked{x, ^x, x * 0x9e3779b97f4a7c15} }
-func (c checked) ok() bool      { return c == mkChecked(c.A) }
+func (c checked) ok() bool       { return c == mkChecked(c.A) }
 
 // TestConcurrentNoTornValuesNoOvercount runs writers, deleters and readers
 // on the same few keys of every type and checks that every value read is
