@@ -84,9 +84,9 @@ var opNames = [numOps]string{
 
 // common holds preallocated errors for the errnos that hot paths return, so
 // a missing key or a full map costs no allocation.
-var common = func() (t [numOps][4]*Error) {
+var common = func() (t [numOps][5]*Error) {
 	for o := range numOps {
-		for i, e := range []syscall.Errno{uapi.ENOENT, uapi.EEXIST, uapi.E2BIG, uapi.EPERM} {
+		for i, e := range []syscall.Errno{uapi.ENOENT, uapi.EEXIST, uapi.E2BIG, uapi.EPERM, uapi.EINVAL} {
 			t[o][i] = &Error{Op: opNames[o], Errno: e}
 		}
 	}
@@ -98,8 +98,8 @@ func wrap(o op, err error) error {
 	if err == nil {
 		return nil
 	}
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
+	errno, ok := err.(syscall.Errno) // errors.As would make its target escape
+	if !ok {
 		var ute *command.UnsupportedTypeError
 		if errors.As(err, &ute) {
 			return fmt.Errorf("%s: %w: %s", opNames[o], ebpf.ErrNotSupported, ute.Error())
@@ -115,6 +115,8 @@ func wrap(o op, err error) error {
 		return common[o][2]
 	case uapi.EPERM:
 		return common[o][3]
+	case uapi.EINVAL:
+		return common[o][4]
 	}
 	return &Error{Op: opNames[o], Errno: errno}
 }

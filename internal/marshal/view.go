@@ -30,14 +30,17 @@ func View(out any, size int) (view []byte, ok bool) {
 	case *int64:
 		return viewOut(x, size)
 	case []byte:
-		return x, len(x) == size && x != nil
+		if len(x) != size || x == nil {
+			return nil, false
+		}
+		return hideBytes(x), true
 	case unsafe.Pointer:
 		if x == nil || size < 0 {
 			return nil, false
 		}
 		// Sound by contract: the caller guarantees x points at size
 		// writable bytes, as for Unmarshal.
-		return unsafe.Slice((*byte)(x), size), true
+		return hideBytes(unsafe.Slice((*byte)(x), size)), true
 	case encoding.BinaryUnmarshaler:
 		return nil, false
 	}
@@ -46,7 +49,7 @@ func View(out any, size int) (view []byte, ok bool) {
 		return nil, false
 	}
 	if mem, ok := memOf(top, data); ok && len(mem) == size {
-		return mem, true
+		return hideBytes(mem), true
 	}
 	return nil, false
 }
@@ -67,7 +70,10 @@ func viewOut[T any](p *T, size int) ([]byte, bool) {
 func Fast(v any, size int) ([]byte, bool) {
 	switch x := v.(type) {
 	case []byte:
-		return x, len(x) == size && x != nil
+		if len(x) != size || x == nil {
+			return nil, false
+		}
+		return hideBytes(x), true
 	case *uint32:
 		if x != nil && size == 4 {
 			return ptrBytes(hide(x), 4), true
@@ -87,7 +93,7 @@ func Fast2(k any, ks int, v any, vs int) (kb, vb []byte, ok bool) {
 		if len(x) != ks || x == nil {
 			return nil, nil, false
 		}
-		kb = x
+		kb = hideBytes(x)
 	case *uint32:
 		if x == nil || ks != 4 {
 			return nil, nil, false
@@ -106,7 +112,7 @@ func Fast2(k any, ks int, v any, vs int) (kb, vb []byte, ok bool) {
 		if len(x) != vs || x == nil {
 			return nil, nil, false
 		}
-		vb = x
+		vb = hideBytes(x)
 	case *uint64:
 		if x == nil || vs != 8 {
 			return nil, nil, false
