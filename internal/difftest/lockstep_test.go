@@ -14,7 +14,7 @@ import (
 
 // defaultOps is the default number of random operations TestLockstep runs
 // (over all four types); BPFMAP_DIFF_OPS overrides it.
-const defaultOps = 200_000
+const defaultOps = 500_000
 
 var (
 	lockKeySizes   = []uint32{1, 3, 4, 8, 13}
@@ -92,7 +92,7 @@ func runInstance(tb testing.TB, typ uint32, seed uint64, label string) (ops, che
 // bpfmap maps of the same attr, one parallel subtest per type.
 //
 // BPFMAP_DIFF_OPS sets the total number of random operations (default
-// 200000, spread evenly over the four types), BPFMAP_DIFF_SEED the master
+// 500000, spread evenly over the four types), BPFMAP_DIFF_SEED the master
 // seed, and BPFMAP_DIFF_INSTANCE runs just the one map instance a mismatch
 // report names.
 func TestLockstep(t *testing.T) {
