@@ -49,7 +49,7 @@ type engine struct {
 }
 
 // reportedSoft holds the classes of output-only mismatches already reported
-// in this process (see engine.check).
+// by each top-level test of this process (see engine.check).
 var reportedSoft sync.Map
 
 // ignoreFaultOutput (BPFMAP_DIFF_IGNORE_EFAULT_OUTPUT=1) logs instead of
@@ -244,9 +244,10 @@ func (e *engine) check(ke, be syscall.Errno, bufs ...cmpBuf) bool {
 				// written to user memory before the fault differs. Report
 				// each such class once and go on, so that it does not hide
 				// other mismatches.
-				class := e.op + " " + c.name
+				top, _, _ := strings.Cut(e.tb.Name(), "/")
+				class := top + ": " + e.op + " " + c.name
 				if _, dup := reportedSoft.LoadOrStore(class, true); !dup {
-					msg := e.report("both returned EFAULT but %s differs (reported once per process: the run continues): %s", c.name, d)
+					msg := e.report("both returned EFAULT but %s differs (reported once per test and operation: the run continues): %s", c.name, d)
 					if ignoreFaultOutput {
 						e.tb.Log("ignored (BPFMAP_DIFF_IGNORE_EFAULT_OUTPUT=1): " + msg)
 					} else {
@@ -403,9 +404,28 @@ func (e *engine) cursorArg() []byte {
 
 // ---- element operations ----
 
+// aliased returns, for each side, one buffer that holds key at its start,
+// and a key and a value slice that both begin at that buffer: the kernel
+// reads the key before it writes the value, so the key must not be
+// clobbered by the value.
+func (e *engine) aliased(key []byte) (kkey, kval, kbuf, bkey, bval, bbuf []byte) {
+	kbuf, bbuf = e.outBufs(max(e.ks, e.sys), 0)
+	copy(kbuf, key)
+	copy(bbuf, key)
+	return kbuf[:e.ks], kbuf[:e.sys], kbuf, bbuf[:e.ks], bbuf[:e.sys], bbuf
+}
+
 func (e *engine) opLookup() {
 	key := e.keyArg()
 	flags := e.pick(12, zero, lookupFlagsRare)
+	if key != nil && e.r.intn(10) == 0 {
+		kkey, kval, kbuf, bkey, bval, bbuf := e.aliased(key)
+		e.record("LOOKUP", func() string {
+			return fmt.Sprintf("LOOKUP key=%s value=[%d] at the same address as key, flags=%#x", hx(key), len(kval), flags)
+		})
+		e.check(e.k.lookup(kkey, kval, flags), e.b.lookup(bkey, bval, flags), cmpBuf{"key/value buffer", kbuf, bbuf})
+		return
+	}
 	kv, bv := e.outBufs(e.sys, 40)
 	e.record("LOOKUP", func() string {
 		return fmt.Sprintf("LOOKUP key=%s value=%s flags=%#x", hx(key), bufLen(kv), flags)
@@ -433,6 +453,14 @@ func (e *engine) opDelete() {
 func (e *engine) opLookupAndDelete() {
 	key := e.keyArg()
 	flags := e.pick(12, zero, ladFlagsRare)
+	if key != nil && e.r.intn(10) == 0 {
+		kkey, kval, kbuf, bkey, bval, bbuf := e.aliased(key)
+		e.record("LOOKUP_AND_DELETE", func() string {
+			return fmt.Sprintf("LOOKUP_AND_DELETE key=%s value=[%d] at the same address as key, flags=%#x", hx(key), len(kval), flags)
+		})
+		e.check(e.k.lookupAndDelete(kkey, kval, flags), e.b.lookupAndDelete(bkey, bval, flags), cmpBuf{"key/value buffer", kbuf, bbuf})
+		return
+	}
 	kv, bv := e.outBufs(e.sys, 30)
 	e.record("LOOKUP_AND_DELETE", func() string {
 		return fmt.Sprintf("LOOKUP_AND_DELETE key=%s value=%s flags=%#x", hx(key), bufLen(kv), flags)
@@ -472,6 +500,16 @@ func (e *engine) opNext() {
 			return
 		}
 		present = kl == 0
+	}
+	if e.exact && key != nil && e.r.intn(8) == 0 {
+		// In place: next_key is the key's own buffer.
+		kn, bn := bytes.Clone(key), bytes.Clone(key)
+		ke, be := e.k.next(kn, kn), e.b.next(bn, bn)
+		e.record("GET_NEXT_KEY", func() string {
+			return fmt.Sprintf("GET_NEXT_KEY key=%s next_key=the key's own buffer → kernel %s", hx(key), hx(kn))
+		})
+		e.check(ke, be, cmpBuf{"key/next_key buffer", kn, bn})
+		return
 	}
 	kn, bn := e.outBufs(e.ks, 40)
 	ke, be := e.k.next(key, kn), e.b.next(key, bn)
@@ -536,6 +574,11 @@ func (e *engine) lookupBatchExact(cmd uint32, in []byte, count uint32, huge bool
 	}
 	ka := &batchArgs{in: bytes.Clone(in), out: kout, keys: kk, values: kv, count: count, elemFlags: elemFlags, flags: flags}
 	ba := &batchArgs{in: bytes.Clone(in), out: bout, keys: bk, values: bv, count: count, elemFlags: elemFlags, flags: flags}
+	if in != nil && len(in) == e.cursorLen() && e.r.intn(6) == 0 {
+		// One cursor buffer for in_batch and out_batch, as loops do.
+		ka.out, ba.out = ka.in, ba.in
+		kout, bout = ka.in, ba.in
+	}
 	kc, ke := e.k.batch(cmd, ka)
 	bc, be := e.b.batch(cmd, ba)
 	e.record(batchName(cmd), func() string {

@@ -152,6 +152,7 @@ func TestLockstep(t *testing.T) {
 // sizes and flags (as randomAttr does), every following operation consumes
 // a few bytes; the run ends when the input does.
 func FuzzLockstep(f *testing.F) {
+	kbpf.Need(f)
 	// Seeds: for each type, a few inputs decoded from a fixed PRNG, plus
 	// short hand-written ones.
 	gen := rand.New(rand.NewPCG(1, 2))
