@@ -47,7 +47,7 @@ func (family) Check(a *mapops.Attr) error {
 	pc := percpu(a)
 	if a.MaxEntries == 0 || a.KeySize != 4 || a.ValueSize == 0 ||
 		a.Flags&^createMask != 0 || mapops.CheckProgAccess(a.Flags) != nil ||
-		(pc && a.Flags&uapi.FNumaNode != 0) {
+		(pc && mapops.HasNumaNode(a)) {
 		return uapi.EINVAL
 	}
 	if a.Type != uapi.MapTypeArray && a.Flags&(uapi.FMmapable|uapi.FInnerMap) != 0 {

@@ -130,11 +130,17 @@ func (m *Map) genericLookupBatch(b *Batch) error {
 		if err != nil {
 			return err
 		}
-		dk, dv := userSlice(b.Keys, uint64(cp), ks), userSlice(b.Values, uint64(cp), vs)
-		if dk == nil || dv == nil {
+		// The kernel copies the key out before the value, so a faulting
+		// values buffer leaves this key written.
+		dk := userSlice(b.Keys, uint64(cp), ks)
+		if dk == nil {
 			return uapi.EFAULT
 		}
 		copy(dk, key)
+		dv := userSlice(b.Values, uint64(cp), vs)
+		if dv == nil {
+			return uapi.EFAULT
+		}
 		copy(dv, value)
 		if prevKey == nil {
 			prevKey = prev
@@ -251,12 +257,16 @@ func (m *Map) bucketBatch(b *Batch, del bool) error {
 			continue
 		}
 		if n > 0 {
+			// Keys are copied out before values, as the kernel does.
 			dk := userSlice(b.Keys, 0, uint64(total+n)*ks)
-			dv := userSlice(b.Values, 0, uint64(total+n)*vs)
-			if dk == nil || dv == nil {
+			if dk == nil {
 				return uapi.EFAULT
 			}
 			copy(dk[uint64(total)*ks:], keys[:uint64(n)*ks])
+			dv := userSlice(b.Values, 0, uint64(total+n)*vs)
+			if dv == nil {
+				return uapi.EFAULT
+			}
 			copy(dv[uint64(total)*vs:], values[:uint64(n)*vs])
 			total += n
 		}

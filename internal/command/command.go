@@ -172,7 +172,7 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	if flags&uapi.FAccessMask == uapi.FAccessMask {
 		return nil, uapi.EINVAL
 	}
-	if flags&uapi.FNumaNode != 0 && a.NumaNode != 0 {
+	if flags&uapi.FNumaNode != 0 && a.NumaNode != 0 && a.NumaNode != mapops.NoNode {
 		// One NUMA node, node 0, is modelled.
 		return nil, uapi.EINVAL
 	}

@@ -99,7 +99,7 @@ func (family) Check(a *mapops.Attr) error {
 	if lru(a.Type) && a.Flags&uapi.FNoPrealloc != 0 {
 		return uapi.ENOTSUPP
 	}
-	if a.Flags&uapi.FNumaNode != 0 && (pc || a.Flags&uapi.FNoCommonLRU != 0) {
+	if mapops.HasNumaNode(a) && (pc || a.Flags&uapi.FNoCommonLRU != 0) {
 		return uapi.EINVAL
 	}
 	if a.MaxEntries == 0 || a.KeySize == 0 || a.ValueSize == 0 {

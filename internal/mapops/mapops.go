@@ -133,6 +133,16 @@ func CheckProgAccess(flags uint32) error {
 	return nil
 }
 
+// NoNode is NUMA_NO_NODE as a u32 numa_node: with BPF_F_NUMA_NODE it asks
+// for no particular node, as if the flag were clear.
+const NoNode = 1<<32 - 1
+
+// HasNumaNode reports whether a asks for a particular NUMA node (the
+// kernel's bpf_map_attr_numa_node(attr) != NUMA_NO_NODE).
+func HasNumaNode(a *Attr) bool {
+	return a.Flags&uapi.FNumaNode != 0 && a.NumaNode != NoNode
+}
+
 // RoundUpPow2 returns the smallest power of two ≥ n (n ≥ 1), or 0 if it does
 // not fit in 32 bits.
 func RoundUpPow2(n uint32) uint64 {
