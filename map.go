@@ -170,7 +170,12 @@ func (m *Map) Lookup(key, valueOut any) error {
 // LookupWithFlags is Lookup with BPF_F_LOCK-style lookup flags. bpfmap has
 // no values with spin locks, so any flag is EINVAL, as in the kernel.
 func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) error {
-	if k, v, ok := marshal.Fast2(key, int(m.keySize), valueOut, m.fullValue); ok && !m.perCPU {
+	k, ok := fastKey(key, m.keySize)
+	v, ok2 := fastValue(valueOut, m.fullValue)
+	if !ok || !ok2 {
+		k, v, ok = marshal.Fast2(key, int(m.keySize), valueOut, m.fullValue)
+	}
+	if ok && !m.perCPU {
 		err := m.h.Lookup(k, v, uint64(flags))
 		runtime.KeepAlive(m)
 		if err != nil {
@@ -276,7 +281,12 @@ func (m *Map) Put(key, value any) error {
 // (ebpf.UpdateAny, UpdateNoExist, UpdateExist). For per-CPU maps value is a
 // slice with one element per possible CPU.
 func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
-	if k, v, ok := marshal.Fast2(key, int(m.keySize), value, m.fullValue); ok && !m.perCPU {
+	k, ok := fastKey(key, m.keySize)
+	v, ok2 := fastValue(value, m.fullValue)
+	if !ok || !ok2 {
+		k, v, ok = marshal.Fast2(key, int(m.keySize), value, m.fullValue)
+	}
+	if ok && !m.perCPU {
 		err := m.h.Update(k, v, uint64(flags))
 		runtime.KeepAlive(m)
 		if err != nil {

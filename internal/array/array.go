@@ -116,7 +116,7 @@ func (family) Traits(a *mapops.Attr) mapops.Traits {
 // Open returns the operations over an array region.
 func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Ops, error) {
 	g := geometryOf(a)
-	m := &Map{r: r, g: g, max: a.MaxEntries, size: uint64(a.ValueSize)}
+	m := &Map{r: r, mem: r.Mem(), g: g, max: a.MaxEntries, size: uint64(a.ValueSize)}
 	if percpu(a) {
 		m.size = g.stride
 	}
@@ -132,6 +132,7 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 // Map is one array map's operations over its region.
 type Map struct {
 	r    *region.Region
+	mem  region.Mem
 	g    geometry
 	max  uint32
 	size uint64 // bytes copied in and out: value_size, or the per-CPU area
@@ -142,7 +143,7 @@ func (m *Map) index(key []byte) uint32 { return binary.LittleEndian.Uint32(key) 
 
 func (m *Map) valOff(i uint32) uint64 { return m.g.valOff + uint64(i)*m.g.stride }
 
-func (m *Map) seq(i uint32) *uint32 { return m.r.Uint32(m.g.seqOff + uint64(i)*4) }
+func (m *Map) seq(i uint32) *uint32 { return m.mem.Uint32(m.g.seqOff + uint64(i)*4) }
 
 // Lookup copies element key's value into value; an index past the end is
 // ENOENT.
@@ -152,7 +153,7 @@ func (m *Map) Lookup(key, value []byte) error {
 		return uapi.ENOENT
 	}
 	if m.word == 8 {
-		binary.LittleEndian.PutUint64(value, atomic.LoadUint64(m.r.Uint64(m.valOff(i))))
+		binary.LittleEndian.PutUint64(value, atomic.LoadUint64(m.mem.Uint64(m.valOff(i))))
 		return nil
 	}
 	m.read(i, value)
@@ -164,14 +165,14 @@ func (m *Map) read(i uint32, out []byte) {
 	off := m.valOff(i)
 	switch m.word {
 	case 8:
-		binary.LittleEndian.PutUint64(out, atomic.LoadUint64(m.r.Uint64(off)))
+		binary.LittleEndian.PutUint64(out, atomic.LoadUint64(m.mem.Uint64(off)))
 		return
 	case 4:
-		binary.LittleEndian.PutUint32(out, atomic.LoadUint32(m.r.Uint32(off)))
+		binary.LittleEndian.PutUint32(out, atomic.LoadUint32(m.mem.Uint32(off)))
 		return
 	}
 	sp := m.seq(i)
-	src := m.r.Bytes(off, m.size)
+	src := m.mem.Bytes(off, m.size)
 	for spins := 0; ; spins++ {
 		s := atomic.LoadUint32(sp)
 		if s&1 == 0 {
@@ -206,18 +207,18 @@ func (m *Map) write(i uint32, value []byte) {
 	off := m.valOff(i)
 	switch m.word {
 	case 8:
-		atomic.StoreUint64(m.r.Uint64(off), binary.LittleEndian.Uint64(value))
+		region.StoreRelease64(m.mem.Uint64(off), binary.LittleEndian.Uint64(value))
 		return
 	case 4:
-		atomic.StoreUint32(m.r.Uint32(off), binary.LittleEndian.Uint32(value))
+		region.StoreRelease32(m.mem.Uint32(off), binary.LittleEndian.Uint32(value))
 		return
 	}
 	sp := m.seq(i)
 	for spins := 0; ; spins++ {
 		s := atomic.LoadUint32(sp)
 		if s&1 == 0 && atomic.CompareAndSwapUint32(sp, s, s+1) {
-			copy(m.r.Bytes(off, m.size), value[:m.size])
-			atomic.StoreUint32(sp, s+2)
+			copy(m.mem.Bytes(off, m.size), value[:m.size])
+			region.StoreRelease32(sp, s+2)
 			return
 		}
 		if spins > 16 {
@@ -251,7 +252,7 @@ func (m *Map) GetNextKey(key, next []byte) error {
 
 // ValueArea returns the value area: element i at i*round_up(value_size, 8),
 // page-aligned and page-sized, as the kernel maps it for BPF_F_MMAPABLE.
-func (m *Map) ValueArea() []byte { return m.r.Bytes(m.g.valOff, m.g.valSize) }
+func (m *Map) ValueArea() []byte { return m.mem.Bytes(m.g.valOff, m.g.valSize) }
 
 // Close releases nothing beyond the region, which the command layer owns.
 func (m *Map) Close() error { return nil }

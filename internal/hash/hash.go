@@ -17,18 +17,33 @@
 // that wandered into another chain through a recycled element notices and
 // restarts instead of reporting a missing key.
 //
+// Values of at most 8 bytes (the value area is one aligned word) are read
+// with one atomic load; an update of a key that stays where it is in its
+// chain (the chain's head, or any position for per-CPU maps) then stores the
+// new value with one atomic store instead of publishing a new element. A
+// reader sees the old value or the new one, never a mix.
+//
 // # Layout
 //
-//	header (region.HeaderSize) | hash header (192) | buckets | elements
+//	header (region.HeaderSize) | hash header (192) | slots | overflow elements
 //
-// A bucket is {lock u32, head u32}. An element is {seq u32, next u32,
-// hash u32, key, pad to 8, value area}; the value area is round_up(value,8)
-// bytes, or that times the possible CPUs for per-CPU maps. References are
-// element index + 1; 0 is an empty bucket; a reference with bit 31 set is the
-// end of bucket (ref &^ bit31)'s chain. Free elements form a lock-free stack
-// through their next words; elements never used come from a bump counter, so
-// creating a map touches only its buckets' pages when they are first used.
-// All-zero bytes are the valid empty map.
+// Slot b is bucket b's header {lock u32, head u32} followed by bucket b's
+// home element, so a lookup whose key sits in its home element touches one
+// cache line where a separate bucket array and element pool would touch
+// two. An element is {seq u32, next u32, hash u32, key, pad to 8, value
+// area}; the value area is round_up(value,8) bytes, or that times the
+// possible CPUs for per-CPU maps. Elements that find their home taken come
+// from the overflow pool of max_entries + spares elements (laid out as slots
+// whose bucket header is unused, so an element's offset is one multiply
+// away from its reference), so any chain shape fits.
+//
+// References are element index + 1, home elements first (ref b+1 is bucket
+// b's home); 0 is an empty bucket; a reference with bit 31 set is the end
+// of bucket (ref &^ bit31)'s chain. Bit 1 of a bucket's lock word says its
+// home element is in use. Free overflow elements form a lock-free stack
+// through their next words; overflow elements never used come from a bump
+// counter, so creating a map touches no page until it is used. All-zero
+// bytes are the valid empty map.
 package hash
 
 import (
@@ -116,14 +131,15 @@ func (family) Check(a *mapops.Attr) error {
 
 // geometry is the derived shape of a hash map.
 type geometry struct {
-	nBuckets  uint32
-	keyOff    uint64 // key offset inside an element
-	valOff    uint64 // value offset inside an element
-	valArea   uint64 // bytes of value area
-	elemSize  uint64
-	pool      uint64 // elements in the region
-	bucketOff uint64 // region offset of bucket 0
-	elemOff   uint64 // region offset of element 0
+	nBuckets uint32
+	keyOff   uint64 // key offset inside an element
+	valOff   uint64 // value offset inside an element
+	valArea  uint64 // bytes of value area
+	elemSize uint64
+	slotSize uint64 // bucket header + home element
+	pool     uint64 // overflow elements
+	slotOff  uint64 // region offset of slot 0
+	overOff  uint64 // region offset of overflow element 0
 }
 
 func geometryOf(a *mapops.Attr) (geometry, error) {
@@ -143,9 +159,10 @@ func geometryOf(a *mapops.Attr) (geometry, error) {
 		g.valArea *= uint64(a.PossibleCPUs)
 	}
 	g.elemSize = g.valOff + g.valArea
+	g.slotSize = 8 + g.elemSize
 	g.pool = uint64(a.MaxEntries) + spares
-	g.bucketOff = region.HeaderSize + hdrSize
-	g.elemOff = g.bucketOff + nb*8
+	g.slotOff = region.HeaderSize + hdrSize
+	g.overOff = g.slotOff + nb*g.slotSize
 	return g, nil
 }
 
@@ -174,7 +191,7 @@ func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 		memlock += 8 * ncpu
 	}
 	return mapops.Layout{
-		BodySize:   g.elemOff - region.HeaderSize + g.pool*g.elemSize,
+		BodySize:   g.overOff - region.HeaderSize + g.pool*g.slotSize,
 		MaxEntries: a.MaxEntries,
 		Memlock:    memlock,
 	}, nil
@@ -202,6 +219,7 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 	h := r.Header()
 	m := &Map{
 		r:        r,
+		mem:      r.Mem(),
 		g:        g,
 		mask:     g.nBuckets - 1,
 		keySize:  uint64(a.KeySize),
@@ -223,6 +241,7 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 // Map is one hash map's operations over its region.
 type Map struct {
 	r        *region.Region
+	mem      region.Mem
 	g        geometry
 	mask     uint32
 	keySize  uint64
@@ -244,14 +263,17 @@ func (m *Map) hash(key []byte) uint32 {
 	return jhash.Key(key, m.seed)
 }
 
-func (m *Map) lockWord(b uint32) *uint32 { return m.r.Uint32(m.g.bucketOff + uint64(b)*8) }
-func (m *Map) headOff(b uint32) uint64   { return m.g.bucketOff + uint64(b)*8 + 4 }
-func (m *Map) elem(ref uint32) uint64    { return m.g.elemOff + uint64(ref-1)*m.g.elemSize }
-func (m *Map) seqOf(e uint64) *uint32    { return m.r.Uint32(e) }
-func (m *Map) nextOf(e uint64) *uint32   { return m.r.Uint32(e + 4) }
-func (m *Map) hashOf(e uint64) *uint32   { return m.r.Uint32(e + 8) }
-func (m *Map) keyOf(e uint64) []byte     { return m.r.Bytes(e+m.g.keyOff, m.keySize) }
-func (m *Map) valueOf(e uint64) []byte   { return m.r.Bytes(e+m.g.valOff, m.copySize) }
+func (m *Map) lockWord(b uint32) *uint32 { return m.mem.Uint32(m.g.slotOff + uint64(b)*m.g.slotSize) }
+func (m *Map) headOff(b uint32) uint64   { return m.g.slotOff + uint64(b)*m.g.slotSize + 4 }
+
+// elem returns the region offset of element ref. Overflow elements sit in
+// slots too (their bucket header unused), so one multiply finds any element.
+func (m *Map) elem(ref uint32) uint64 { return m.g.slotOff + uint64(ref-1)*m.g.slotSize + 8 }
+func (m *Map) seqOf(e uint64) *uint32  { return m.mem.Uint32(e) }
+func (m *Map) nextOf(e uint64) *uint32 { return m.mem.Uint32(e + 4) }
+func (m *Map) hashOf(e uint64) *uint32 { return m.mem.Uint32(e + 8) }
+func (m *Map) keyOf(e uint64) []byte   { return m.mem.Bytes(e+m.g.keyOff, m.keySize) }
+func (m *Map) valueOf(e uint64) []byte { return m.mem.Bytes(e+m.g.valOff, m.copySize) }
 
 func isElem(ref uint32) bool { return ref != 0 && ref&nullsBit == 0 }
 
@@ -259,7 +281,7 @@ func isElem(ref uint32) bool { return ref != 0 && ref&nullsBit == 0 }
 func (m *Map) keyEqual(e uint64, key []byte) bool {
 	switch m.keySize {
 	case 4:
-		return *m.r.Uint32(e + m.g.keyOff) == binary.LittleEndian.Uint32(key)
+		return *m.mem.Uint32(e + m.g.keyOff) == binary.LittleEndian.Uint32(key)
 	case 8:
 		k := m.keyOf(e)
 		return binary.LittleEndian.Uint64(k) == binary.LittleEndian.Uint64(key)
@@ -267,21 +289,31 @@ func (m *Map) keyEqual(e uint64, key []byte) bool {
 	return bytes.Equal(m.keyOf(e), key)
 }
 
+// Lock word bits. The remaining bits are reserved for the owner's identity,
+// so that a later cross-process layout can recover the lock of a process
+// that died holding it.
+const (
+	locked   = 1 << 0
+	homeUsed = 1 << 1
+)
+
 // lock takes bucket b's writer lock.
-//
-// The lock word holds an owner token (1 for now); a later cross-process
-// layout stores the owner's identity there so a survivor can recover the
-// lock of a process that died holding it.
 func (m *Map) lock(b uint32) {
 	w := m.lockWord(b)
-	for spins := 0; !atomic.CompareAndSwapUint32(w, 0, 1); spins++ {
+	for spins := 0; ; spins++ {
+		if lw := atomic.LoadUint32(w); lw&locked == 0 && atomic.CompareAndSwapUint32(w, lw, lw|locked) {
+			return
+		}
 		if spins > 16 {
 			runtime.Gosched()
 		}
 	}
 }
 
-func (m *Map) unlock(b uint32) { atomic.StoreUint32(m.lockWord(b), 0) }
+func (m *Map) unlock(b uint32) {
+	w := m.lockWord(b)
+	region.StoreRelease32(w, atomic.LoadUint32(w)&^locked)
+}
 
 // reserve takes one unit of the element count, failing at max_entries.
 func (m *Map) reserve() bool {
@@ -296,8 +328,19 @@ func (m *Map) reserve() bool {
 	}
 }
 
-// alloc returns a free element, odd-sequenced if it was used before.
-func (m *Map) alloc() uint32 {
+// alloc returns a free element for bucket b, whose lock the caller holds:
+// b's home element if it is free, else an overflow element.
+func (m *Map) alloc(b uint32) uint32 {
+	w := m.lockWord(b)
+	if lw := atomic.LoadUint32(w); lw&homeUsed == 0 {
+		region.StoreRelease32(w, lw|homeUsed)
+		return b + 1
+	}
+	return m.allocOverflow()
+}
+
+// allocOverflow returns a free overflow element.
+func (m *Map) allocOverflow() uint32 {
 	for spins := 0; ; spins++ {
 		h := atomic.LoadUint64(m.free)
 		if ref := uint32(h); ref != 0 {
@@ -310,7 +353,7 @@ func (m *Map) alloc() uint32 {
 		n := atomic.LoadUint32(m.fresh)
 		if uint64(n) < m.g.pool {
 			if atomic.CompareAndSwapUint32(m.fresh, n, n+1) {
-				return n + 1
+				return m.g.nBuckets + n + 1
 			}
 			continue
 		}
@@ -323,13 +366,19 @@ func (m *Map) alloc() uint32 {
 }
 
 // release makes an unlinked element free: readers still holding it see its
-// sequence change and restart.
+// sequence change and restart. A home element's bucket lock is held by the
+// caller (elements only ever live in their own bucket's chain).
 func (m *Map) release(ref uint32) {
 	e := m.elem(ref)
 	atomic.AddUint32(m.seqOf(e), 1)
+	if ref <= m.g.nBuckets {
+		w := m.lockWord(ref - 1)
+		region.StoreRelease32(w, atomic.LoadUint32(w)&^homeUsed)
+		return
+	}
 	for {
 		h := atomic.LoadUint64(m.free)
-		atomic.StoreUint32(m.nextOf(e), uint32(h))
+		region.StoreRelease32(m.nextOf(e), uint32(h))
 		if atomic.CompareAndSwapUint64(m.free, h, uint64(ref)|(h>>32+1)<<32) {
 			return
 		}
@@ -339,19 +388,51 @@ func (m *Map) release(ref uint32) {
 // fill writes key and value into a free element and makes it live.
 func (m *Map) fill(ref uint32, hv uint32, key, value []byte) {
 	e := m.elem(ref)
-	atomic.StoreUint32(m.hashOf(e), hv)
+	region.StoreRelease32(m.hashOf(e), hv)
 	copy(m.keyOf(e), key)
 	copy(m.valueOf(e), value[:m.copySize])
-	if s := atomic.LoadUint32(m.seqOf(e)); s&1 != 0 {
-		atomic.StoreUint32(m.seqOf(e), s+1)
+	// Free elements have an odd sequence, never-used ones zero; a live one
+	// has an even, non-zero sequence.
+	s := atomic.LoadUint32(m.seqOf(e)) + 1
+	if s&1 != 0 {
+		s++
 	}
+	if s == 0 {
+		s = 2
+	}
+	region.StoreRelease32(m.seqOf(e), s)
+}
+
+// copyValue copies element e's value into out (len ≤ the value area). A
+// one-word value area is read with one atomic load, since updates may store
+// it in place.
+func (m *Map) copyValue(out []byte, e uint64) {
+	if m.g.valArea == 8 {
+		v := atomic.LoadUint64(m.mem.Uint64(e + m.g.valOff))
+		if len(out) == 8 {
+			binary.LittleEndian.PutUint64(out, v)
+			return
+		}
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], v)
+		copy(out, w[:])
+		return
+	}
+	copy(out, m.valueOf(e))
+}
+
+// storeValue replaces a one-word value area in place with one atomic store.
+func (m *Map) storeValue(e uint64, value []byte) {
+	var w [8]byte
+	copy(w[:], value[:m.copySize])
+	region.StoreRelease64(m.mem.Uint64(e+m.g.valOff), binary.LittleEndian.Uint64(w[:]))
 }
 
 // find walks bucket b under its lock and returns the element holding key
 // and the offset of the word that points at it.
 func (m *Map) find(b, hv uint32, key []byte) (ref uint32, slot uint64) {
 	slot = m.headOff(b)
-	for ref = *m.r.Uint32(slot); isElem(ref); ref = *m.r.Uint32(slot) {
+	for ref = *m.mem.Uint32(slot); isElem(ref); ref = *m.mem.Uint32(slot) {
 		e := m.elem(ref)
 		if *m.hashOf(e) == hv && m.keyEqual(e, key) {
 			return ref, slot
@@ -392,7 +473,7 @@ func (m *Map) Lookup(key, value []byte) error {
 // read is one lock-free attempt at finding key in bucket b; done is false
 // when the attempt must be retried.
 func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool) {
-	ref = atomic.LoadUint32(m.r.Uint32(m.headOff(b)))
+	ref = atomic.LoadUint32(m.mem.Uint32(m.headOff(b)))
 	for isElem(ref) {
 		e := m.elem(ref)
 		seq := atomic.LoadUint32(m.seqOf(e))
@@ -400,7 +481,7 @@ func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool)
 			return 0, false, false
 		}
 		if atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
-			copy(out, m.valueOf(e))
+			m.copyValue(out, e)
 			region.ReadFence()
 			if atomic.LoadUint32(m.seqOf(e)) != seq {
 				return 0, false, false
@@ -437,18 +518,24 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	case old == 0 && !m.reserve():
 		m.unlock(b)
 		return uapi.E2BIG
+	case old != 0 && m.g.valArea == 8 && (m.inPlace || slot == m.headOff(b)):
+		// The key keeps its place in the chain, as the kernel's update
+		// would leave it: store the new value in place.
+		m.storeValue(m.elem(old), value)
+		m.unlock(b)
+		return nil
 	}
-	n := m.alloc()
+	n := m.alloc(b)
 	m.fill(n, hv, key, value)
 	e := m.elem(n)
-	head := m.r.Uint32(m.headOff(b))
+	head := m.mem.Uint32(m.headOff(b))
 	switch {
 	case old == 0:
 		m.linkHead(b, n, e, head)
 	case m.inPlace:
 		// Per-CPU maps keep the element's chain position.
-		atomic.StoreUint32(m.nextOf(e), atomic.LoadUint32(m.nextOf(m.elem(old))))
-		atomic.StoreUint32(m.r.Uint32(slot), n)
+		region.StoreRelease32(m.nextOf(e), atomic.LoadUint32(m.nextOf(m.elem(old))))
+		region.StoreRelease32(m.mem.Uint32(slot), n)
 		m.release(old)
 	default:
 		// Publish the new element at the head, then unlink the old one:
@@ -457,7 +544,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		if slot == m.headOff(b) {
 			slot = e + 4
 		}
-		atomic.StoreUint32(m.r.Uint32(slot), atomic.LoadUint32(m.nextOf(m.elem(old))))
+		region.StoreRelease32(m.mem.Uint32(slot), atomic.LoadUint32(m.nextOf(m.elem(old))))
 		m.release(old)
 	}
 	m.unlock(b)
@@ -469,8 +556,8 @@ func (m *Map) linkHead(b, n uint32, e uint64, head *uint32) {
 	if first == 0 {
 		first = m.nulls(b)
 	}
-	atomic.StoreUint32(m.nextOf(e), first)
-	atomic.StoreUint32(head, n)
+	region.StoreRelease32(m.nextOf(e), first)
+	region.StoreRelease32(head, n)
 }
 
 // unlink removes ref (pointed to by slot) from bucket b's chain and frees it.
@@ -479,7 +566,7 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 	if next == m.nulls(b) && slot == m.headOff(b) {
 		next = 0
 	}
-	atomic.StoreUint32(m.r.Uint32(slot), next)
+	region.StoreRelease32(m.mem.Uint32(slot), next)
 	m.release(ref)
 	atomic.AddUint32(m.count, ^uint32(0))
 }
@@ -509,7 +596,7 @@ func (m *Map) LookupAndDelete(key, value []byte) error {
 		m.unlock(b)
 		return uapi.ENOENT
 	}
-	copy(value, m.valueOf(m.elem(ref)))
+	m.copyValue(value, m.elem(ref))
 	m.unlink(b, ref, slot)
 	m.unlock(b)
 	return nil
@@ -535,7 +622,7 @@ func (m *Map) nextKey(key, next []byte) (found, done bool) {
 	if key != nil {
 		hv := m.hash(key)
 		b := hv & m.mask
-		ref := atomic.LoadUint32(m.r.Uint32(m.headOff(b)))
+		ref := atomic.LoadUint32(m.mem.Uint32(m.headOff(b)))
 		for isElem(ref) {
 			e := m.elem(ref)
 			seq := atomic.LoadUint32(m.seqOf(e))
@@ -562,7 +649,7 @@ func (m *Map) nextKey(key, next []byte) (found, done bool) {
 		}
 	}
 	for b := start; b < m.g.nBuckets; b++ {
-		if ref := atomic.LoadUint32(m.r.Uint32(m.headOff(b))); isElem(ref) {
+		if ref := atomic.LoadUint32(m.mem.Uint32(m.headOff(b))); isElem(ref) {
 			return m.copyKey(ref, next)
 		}
 	}
@@ -593,7 +680,7 @@ func (m *Map) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (
 	m.lock(b)
 	defer m.unlock(b)
 	n := uint32(0)
-	for ref := *m.r.Uint32(m.headOff(b)); isElem(ref); ref = *m.nextOf(m.elem(ref)) {
+	for ref := *m.mem.Uint32(m.headOff(b)); isElem(ref); ref = *m.nextOf(m.elem(ref)) {
 		n++
 	}
 	ks, vs := m.keySize, m.copySize
@@ -601,10 +688,10 @@ func (m *Map) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (
 		return n, n == 0
 	}
 	i := uint64(0)
-	for ref := *m.r.Uint32(m.headOff(b)); isElem(ref); i++ {
+	for ref := *m.mem.Uint32(m.headOff(b)); isElem(ref); i++ {
 		e := m.elem(ref)
 		copy(keys[i*ks:(i+1)*ks], m.keyOf(e))
-		copy(values[i*vs:(i+1)*vs], m.valueOf(e))
+		m.copyValue(values[i*vs:(i+1)*vs], e)
 		nref := *m.nextOf(e)
 		if del {
 			m.unlink(b, ref, m.headOff(b))

@@ -128,3 +128,13 @@ func Fast2(k any, ks int, v any, vs int) (kb, vb []byte, ok bool) {
 	}
 	return kb, vb, true
 }
+
+// Uint32Bytes views *p as 4 bytes, hidden from escape analysis like the
+// other views (see hideBytes). p must not be nil.
+func Uint32Bytes(p *uint32) []byte { return ptrBytes(hide(p), 4) }
+
+// Uint64Bytes views *p as 8 bytes; p must not be nil.
+func Uint64Bytes(p *uint64) []byte { return ptrBytes(hide(p), 8) }
+
+// HideBytes returns b hidden from escape analysis (see hideBytes).
+func HideBytes(b []byte) []byte { return hideBytes(b) }

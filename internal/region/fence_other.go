@@ -11,3 +11,9 @@ func ReadFence() {
 	var w uint32
 	atomic.AddUint32(&w, 0)
 }
+
+// StoreRelease32 stores v to *p with release ordering (an atomic store).
+func StoreRelease32(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
+
+// StoreRelease64 stores v to *p with release ordering (an atomic store).
+func StoreRelease64(p *uint64, v uint64) { atomic.StoreUint64(p, v) }

@@ -135,30 +135,13 @@ func (r *Region) Header() *Header {
 }
 
 // Bytes returns the n bytes at off, sharing the region's memory.
-func (r *Region) Bytes(off, n uint64) []byte {
-	return r.mem[off : off+n : off+n]
-}
+func (r *Region) Bytes(off, n uint64) []byte { return r.Mem().Bytes(off, n) }
 
 // Uint32 returns a pointer to the 4-byte-aligned word at off, for atomic use.
-func (r *Region) Uint32(off uint64) *uint32 {
-	_ = r.mem[off+3]
-	// Sound: off+3 is in bounds (checked above), the caller keeps off 4-byte
-	// aligned and the region base is page-aligned, and the memory is not
-	// managed by the Go garbage collector, so the pointer stays valid until
-	// Close.
-	return (*uint32)(unsafe.Pointer(&r.mem[off]))
-}
+func (r *Region) Uint32(off uint64) *uint32 { return r.Mem().Uint32(off) }
 
 // Uint64 returns a pointer to the 8-byte-aligned word at off, for atomic use.
-func (r *Region) Uint64(off uint64) *uint64 {
-	_ = r.mem[off+7]
-	// Sound: as for Uint32, with 8-byte alignment kept by the caller.
-	return (*uint64)(unsafe.Pointer(&r.mem[off]))
-}
-
-// Base returns the address of the region's first byte; families use it with
-// Word/Dword accessors on hot paths after checking offsets against Len once.
-func (r *Region) Base() unsafe.Pointer { return unsafe.Pointer(&r.mem[0]) }
+func (r *Region) Uint64(off uint64) *uint64 { return r.Mem().Uint64(off) }
 
 // Overlap reports whether two byte slices share any memory.
 func Overlap(a, b []byte) bool {
@@ -169,3 +152,30 @@ func Overlap(a, b []byte) bool {
 	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
 	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }
+
+// Mem is a view of a region's bytes with typed accessors, held by value so
+// hot paths reach the memory without a pointer chase. It is valid while the
+// Region it came from is reachable; holders keep the Region too.
+type Mem []byte
+
+// Mem returns the region's bytes as a Mem.
+func (r *Region) Mem() Mem { return Mem(r.mem) }
+
+// Uint32 returns a pointer to the 4-byte-aligned word at off, for atomic use.
+func (m Mem) Uint32(off uint64) *uint32 {
+	w := m[off : off+4 : off+4]
+	// Sound: w is 4 bytes inside the region (bounds-checked by the slice
+	// expression), the caller keeps off 4-byte aligned and the region base
+	// is page-aligned, and the memory is not managed by the Go collector.
+	return (*uint32)(unsafe.Pointer(&w[0]))
+}
+
+// Uint64 returns a pointer to the 8-byte-aligned word at off, for atomic use.
+func (m Mem) Uint64(off uint64) *uint64 {
+	w := m[off : off+8 : off+8]
+	// Sound: as for Uint32, with 8-byte alignment kept by the caller.
+	return (*uint64)(unsafe.Pointer(&w[0]))
+}
+
+// Bytes returns the n bytes at off.
+func (m Mem) Bytes(off, n uint64) []byte { return m[off : off+n : off+n] }
