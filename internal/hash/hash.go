@@ -268,7 +268,7 @@ func (m *Map) headOff(b uint32) uint64   { return m.g.slotOff + uint64(b)*m.g.sl
 
 // elem returns the region offset of element ref. Overflow elements sit in
 // slots too (their bucket header unused), so one multiply finds any element.
-func (m *Map) elem(ref uint32) uint64 { return m.g.slotOff + uint64(ref-1)*m.g.slotSize + 8 }
+func (m *Map) elem(ref uint32) uint64  { return m.g.slotOff + uint64(ref-1)*m.g.slotSize + 8 }
 func (m *Map) seqOf(e uint64) *uint32  { return m.mem.Uint32(e) }
 func (m *Map) nextOf(e uint64) *uint32 { return m.mem.Uint32(e + 4) }
 func (m *Map) hashOf(e uint64) *uint32 { return m.mem.Uint32(e + 8) }
