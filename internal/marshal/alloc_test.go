@@ -150,8 +150,8 @@ func TestNoEscape(t *testing.T) {
 			})
 			want = base
 		}
-		if allocs != want {
-			t.Errorf("%s: %v allocs/op, want %v", name, allocs, want)
+		if allocs > want {
+			t.Errorf("%s: %v allocs/op, want at most %v", name, allocs, want)
 		}
 	}
 }
