@@ -26,7 +26,7 @@ func TestCheckName(t *testing.T) {
 		{name("a b"), "", uapi.EINVAL},
 		{name("0123456789abcde"), "0123456789abcde", nil},
 		{name("0123456789abcdef"), "", uapi.EINVAL}, // no NUL in 16 bytes
-		{name("a\x00-!@"), "a", nil},                 // after the NUL is ignored
+		{name("a\x00-!@"), "a", nil},                // after the NUL is ignored
 	} {
 		got, err := checkName(tc.in)
 		if !errors.Is(err, tc.err) || (err == nil && string(got[:len(tc.want)]) != tc.want) {
