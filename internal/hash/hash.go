@@ -245,7 +245,7 @@ type Map struct {
 	g        geometry
 	mask     uint32
 	keySize  uint64
-	valSize  uint64
+	valSize  uint64 // value_size as created
 	copySize uint64 // bytes a lookup copies out: value_size, or the per-CPU area
 	seed     uint32
 	max      uint32
@@ -442,15 +442,34 @@ func (m *Map) find(b, hv uint32, key []byte) (ref uint32, slot uint64) {
 	return 0, 0
 }
 
+// findWord is find for 4-byte keys, comparing words without a call.
+func (m *Map) findWord(b, hv, k uint32) (ref uint32, slot uint64) {
+	mem, g := m.mem, &m.g
+	slot = g.slotOff + uint64(b)*g.slotSize + 4
+	for ref = *mem.Uint32(slot); ref != 0 && ref&nullsBit == 0; ref = *mem.Uint32(slot) {
+		e := g.slotOff + uint64(ref-1)*g.slotSize + 8
+		if *mem.Uint32(e+8) == hv && *mem.Uint32(e+g.keyOff) == k {
+			return ref, slot
+		}
+		slot = e + 4
+	}
+	return 0, 0
+}
+
 func (m *Map) nulls(b uint32) uint32 { return nullsBit | b }
 
 // Lookup copies key's value into value.
 func (m *Map) Lookup(key, value []byte) error {
+	if m.keySize == 4 && m.g.valArea == 8 && len(value) == 8 {
+		if ok, err := m.lookupWord(key, value); ok {
+			return err
+		}
+	}
 	hv := m.hash(key)
 	b := hv & m.mask
 	out := value
 	for {
-		ref, ok, done := m.read(b, hv, key, out)
+		_, ok, done := m.read(b, hv, key, out)
 		if done {
 			if !ok {
 				return uapi.ENOENT
@@ -458,7 +477,6 @@ func (m *Map) Lookup(key, value []byte) error {
 			if &out[0] != &value[0] {
 				copy(value, out)
 			}
-			_ = ref
 			return nil
 		}
 		// A concurrent writer recycled an element under us: copy into a
@@ -468,6 +486,45 @@ func (m *Map) Lookup(key, value []byte) error {
 			out = make([]byte, len(value))
 		}
 	}
+}
+
+// lookupWord is read for the most common shape, a 4-byte key and an 8-byte
+// value area, written out in one function so the hot path makes no calls.
+// ok is false when the attempt met a concurrent recycle; Lookup then takes
+// the general path.
+func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
+	k := binary.LittleEndian.Uint32(key)
+	hv := jhash.Word(k, m.seed)
+	b := hv & m.mask
+	mem, g := m.mem, &m.g
+	ref := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize + 4))
+	for ref != 0 && ref&nullsBit == 0 {
+		e := g.slotOff + uint64(ref-1)*g.slotSize + 8
+		sp := mem.Uint32(e)
+		seq := atomic.LoadUint32(sp)
+		if seq&1 != 0 {
+			return false, nil
+		}
+		if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e+g.keyOff) == k {
+			v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
+			region.ReadFence()
+			if atomic.LoadUint32(sp) != seq {
+				return false, nil
+			}
+			binary.LittleEndian.PutUint64(value, v)
+			return true, nil
+		}
+		next := atomic.LoadUint32(mem.Uint32(e + 4))
+		region.ReadFence()
+		if atomic.LoadUint32(sp) != seq {
+			return false, nil
+		}
+		ref = next
+	}
+	if ref != 0 && ref != m.nulls(b) {
+		return false, nil // ended in another bucket's chain
+	}
+	return true, uapi.ENOENT
 }
 
 // read is one lock-free attempt at finding key in bucket b; done is false
@@ -504,10 +561,20 @@ func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool)
 // Update inserts or replaces key. UPDATE flag validity is checked by the
 // command layer.
 func (m *Map) Update(key, value []byte, flags uint64) error {
-	hv := m.hash(key)
-	b := hv & m.mask
-	m.lock(b)
-	old, slot := m.find(b, hv, key)
+	var hv, b, old uint32
+	var slot uint64
+	if m.keySize == 4 {
+		k := binary.LittleEndian.Uint32(key)
+		hv = jhash.Word(k, m.seed)
+		b = hv & m.mask
+		m.lock(b)
+		old, slot = m.findWord(b, hv, k)
+	} else {
+		hv = m.hash(key)
+		b = hv & m.mask
+		m.lock(b)
+		old, slot = m.find(b, hv, key)
+	}
 	switch {
 	case old != 0 && flags == uapi.NoExist:
 		m.unlock(b)
