@@ -2,7 +2,7 @@
 // process, and prints a markdown table: ns/op for bpfmap, the kernel's
 // in-BPF cost (BPF_PROG_TEST_RUN + bpf_loop), the bpf(2) syscall through
 // cilium/ebpf and Go's built-in map, bpfmap's allocs/op and its ratio to the
-// kernel. Kernel columns read n/a where the kernel's BPF is not available
+// kernel, each the median of -count runs. Kernel columns read n/a where the kernel's BPF is not available
 // (not root, not Linux).
 //
 //	go run ./cmd/bpfmap-bench            # 1,024 and 1,048,576 entries
@@ -24,6 +24,7 @@ import (
 func main() {
 	sizes := flag.String("sizes", "1024,1048576", "comma-separated entry counts (powers of two)")
 	verbose := flag.Bool("v", false, "print each measurement as it is taken")
+	count := flag.Int("count", 5, "measurements per cell; the table shows their median")
 	extra := flag.Bool("extra", true, "also report memory per element and GC cost of a 4M-entry map")
 	flag.Parse()
 
@@ -43,7 +44,7 @@ func main() {
 	if *verbose {
 		progress = os.Stderr
 	}
-	rows := bench.Run(bench.Cases(ns...), progress)
+	rows := bench.Run(bench.Cases(ns...), *count, progress)
 	fmt.Print(bench.Markdown(rows))
 	if *extra {
 		fmt.Println()

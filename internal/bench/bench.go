@@ -8,9 +8,11 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,21 +138,32 @@ func NewFilledBPFMap(c Case) (*bpfmap.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, vals := fill(c.N)
-	if _, err := m.BatchUpdate(keys, vals, nil); err != nil {
+	if err := fillChunks(c.N, func(k []uint32, v []uint64) error {
+		_, err := m.BatchUpdate(k, v, nil)
+		return err
+	}); err != nil {
 		m.Close()
 		return nil, err
 	}
 	return m, nil
 }
 
-func fill(n uint32) ([]uint32, []uint64) {
-	keys := make([]uint32, n)
-	vals := make([]uint64, n)
-	for i := range keys {
-		keys[i], vals[i] = uint32(i), uint64(i)
+// fillChunks stores keys 0..n-1 (value = key) through put, 64Ki at a time,
+// reusing one pair of buffers so filling leaves no garbage behind.
+func fillChunks(n uint32, put func([]uint32, []uint64) error) error {
+	const chunk = 1 << 16
+	keys := make([]uint32, min(n, chunk))
+	vals := make([]uint64, len(keys))
+	for off := uint32(0); off < n; off += chunk {
+		end := min(off+chunk, n)
+		for i := range end - off {
+			keys[i], vals[i] = off+i, uint64(off+i)
+		}
+		if err := put(keys[:end-off], vals[:end-off]); err != nil {
+			return err
+		}
 	}
-	return keys, vals
+	return nil
 }
 
 func measureBPFMap(c Case) Result {
@@ -171,13 +184,12 @@ func NewFilledKernelMap(c Case) (*ebpf.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, vals := fill(c.N)
-	for off := 0; off < len(keys); off += 1 << 16 {
-		end := min(off+1<<16, len(keys))
-		if _, err := m.BatchUpdate(keys[off:end], vals[off:end], nil); err != nil {
-			m.Close()
-			return nil, err
-		}
+	if err := fillChunks(c.N, func(k []uint32, v []uint64) error {
+		_, err := m.BatchUpdate(k, v, nil)
+		return err
+	}); err != nil {
+		m.Close()
+		return nil, err
 	}
 	return m, nil
 }
@@ -274,21 +286,42 @@ type Row struct {
 	Results map[Impl]Result
 }
 
-// Run measures every case on every implementation, in one process.
-func Run(cases []Case, progress io.Writer) []Row {
+// Run measures every case on every implementation, in one process, count
+// times (implementations interleaved, so drift of the machine affects them
+// alike), and keeps each one's median.
+func Run(cases []Case, count int, progress io.Writer) []Row {
+	count = max(count, 1)
 	var rows []Row
 	for _, c := range cases {
-		row := Row{Case: c, Results: map[Impl]Result{}}
-		for _, impl := range Impls {
-			r := Measure(c, impl)
-			row.Results[impl] = r
-			if progress != nil {
-				fmt.Fprintf(progress, "%-22s %-24s %s\n", c, impl, r)
+		all := map[Impl][]Result{}
+		for range count {
+			for _, impl := range Impls {
+				r := Measure(c, impl)
+				all[impl] = append(all[impl], r)
+				if progress != nil {
+					fmt.Fprintf(progress, "%-22s %-24s %s\n", c, impl, r)
+				}
 			}
+		}
+		row := Row{Case: c, Results: map[Impl]Result{}}
+		for impl, rs := range all {
+			row.Results[impl] = median(rs)
 		}
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// median returns the result with the median time (an error if any failed).
+func median(rs []Result) Result {
+	for _, r := range rs {
+		if r.Err != nil {
+			return r
+		}
+	}
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b Result) int { return cmp.Compare(a.NsPerOp, b.NsPerOp) })
+	return s[len(s)/2]
 }
 
 func (r Result) String() string {

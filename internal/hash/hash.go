@@ -448,7 +448,7 @@ func (m *Map) findWord(b, hv, k uint32) (ref uint32, slot uint64) {
 	slot = g.slotOff + uint64(b)*g.slotSize + 4
 	for ref = *mem.Uint32(slot); ref != 0 && ref&nullsBit == 0; ref = *mem.Uint32(slot) {
 		e := g.slotOff + uint64(ref-1)*g.slotSize + 8
-		if *mem.Uint32(e+8) == hv && *mem.Uint32(e+g.keyOff) == k {
+		if *mem.Uint32(e + 8) == hv && *mem.Uint32(e + g.keyOff) == k {
 			return ref, slot
 		}
 		slot = e + 4
@@ -505,7 +505,7 @@ func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
 		if seq&1 != 0 {
 			return false, nil
 		}
-		if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e+g.keyOff) == k {
+		if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
 			v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
 			region.ReadFence()
 			if atomic.LoadUint32(sp) != seq {
