@@ -162,33 +162,27 @@ func (m *Map) genericLookupBatch(b *Batch) error {
 // genericUpdateBatch is generic_map_update_batch: UPDATE each pair with
 // elem_flags, stopping at the first error.
 func (m *Map) genericUpdateBatch(b *Batch) error {
-	if b.ElemFlags != 0 {
-		return uapi.EINVAL
-	}
-	max := b.Count
-	if max == 0 {
-		return nil
-	}
-	b.Count = 0
-	ks, vs := uint64(m.keySize), uint64(m.sysVal)
-	var err error
-	cp := uint32(0)
-	for ; cp < max; cp++ {
-		k, v := userSlice(b.Keys, uint64(cp), ks), userSlice(b.Values, uint64(cp), vs)
-		if k == nil || v == nil {
-			err = uapi.EFAULT
-			break
+	vs := uint64(m.sysVal)
+	return m.genericWriteBatch(b, func(i uint64, k []byte) error {
+		v := userSlice(b.Values, i, vs)
+		if v == nil {
+			return uapi.EFAULT
 		}
-		if err = m.ops.Update(k, v, uapi.Any); err != nil {
-			break
-		}
-	}
-	b.Count = cp
-	return err
+		return m.ops.Update(k, v, uapi.Any)
+	})
 }
 
-// genericDeleteBatch is generic_map_delete_batch.
+// genericDeleteBatch is generic_map_delete_batch: DELETE each key, stopping
+// at the first error.
 func (m *Map) genericDeleteBatch(b *Batch) error {
+	return m.genericWriteBatch(b, func(_ uint64, k []byte) error { return m.ops.Delete(k) })
+}
+
+// genericWriteBatch is the loop the kernel's generic update and delete
+// batches share: elem_flags may only be 0 (no spin locks), a zero count
+// returns at once, count is zeroed and then set to the number of elements
+// done before the first error, which is returned.
+func (m *Map) genericWriteBatch(b *Batch, do func(i uint64, key []byte) error) error {
 	if b.ElemFlags != 0 {
 		return uapi.EINVAL
 	}
@@ -206,7 +200,7 @@ func (m *Map) genericDeleteBatch(b *Batch) error {
 			err = uapi.EFAULT
 			break
 		}
-		if err = m.ops.Delete(k); err != nil {
+		if err = do(uint64(cp), k); err != nil {
 			break
 		}
 	}
