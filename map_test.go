@@ -333,6 +333,7 @@ func TestBatchOperations(t *testing.T) {
 		t.Fatalf("map not empty after lookup-and-delete batch: %x %v", k, err)
 	}
 	_, err = h.BatchLookup(&c, keys, vals, nil)
+	wantErr(t, "batch lookup of the drained map", err, ebpf.ErrKeyNotExist)
 	other := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
 	_, err = other.BatchLookup(&c, keys, vals, nil)
 	wantErr(t, "cursor reused across maps", err, unix.EINVAL)
