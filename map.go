@@ -18,7 +18,8 @@ type MapOptions struct {
 	// PossibleCPUs is the number of CPUs per-CPU maps keep a value for.
 	// 0 means this machine's possible CPUs, read the way the kernel reports
 	// them (/sys/devices/system/cpu/possible), so a test can model a
-	// 128-CPU host on a laptop by setting it.
+	// 128-CPU host on a laptop by setting it. At most 8192 (the kernel's
+	// largest NR_CPUS); more is EINVAL.
 	PossibleCPUs int
 }
 

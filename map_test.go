@@ -113,6 +113,24 @@ func TestCreateValidation(t *testing.T) {
 	}
 }
 
+func TestPossibleCPUsOption(t *testing.T) {
+	m, err := bpfmap.NewMapWithOptions(&ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1},
+		bpfmap.MapOptions{PossibleCPUs: 128})
+	wantErr(t, "128 CPUs", err)
+	per := make([]uint64, 128)
+	per[127] = 7
+	wantErr(t, "put", m.Put(uint32(1), per))
+	var got []uint64
+	wantErr(t, "lookup", m.Lookup(uint32(1), &got))
+	if len(got) != 128 || got[127] != 7 {
+		t.Fatalf("got %d values, last %d", len(got), got[len(got)-1])
+	}
+	m.Close()
+	_, err = bpfmap.NewMapWithOptions(&ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1},
+		bpfmap.MapOptions{PossibleCPUs: 8193})
+	wantErr(t, "more CPUs than NR_CPUS", err, unix.EINVAL)
+}
+
 func TestNameSanitized(t *testing.T) {
 	m := newMap(t, &ebpf.MapSpec{Name: "a-b c.d_e0123456789", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	info, err := m.Info()

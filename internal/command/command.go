@@ -68,9 +68,14 @@ type CreateAttr struct {
 	ExclProgHashSize      uint32
 }
 
+// MaxCPUs is the largest number of possible CPUs a map can model: the
+// kernel's largest NR_CPUS (CONFIG_NR_CPUS_RANGE_END on x86-64).
+const MaxCPUs = 8192
+
 // Options are the host properties a map models.
 type Options struct {
 	// PossibleCPUs is the number of per-CPU slots; 0 means this machine's.
+	// More than MaxCPUs is EINVAL.
 	PossibleCPUs int
 	// Unprivileged drops CAP_SYS_ADMIN (BPF_F_ZERO_SEED on hash maps → EPERM).
 	Unprivileged bool
@@ -186,6 +191,9 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	ncpu := o.PossibleCPUs
 	if ncpu <= 0 {
 		ncpu = PossibleCPUs()
+	}
+	if ncpu > MaxCPUs {
+		return nil, uapi.EINVAL
 	}
 	ma := &mapops.Attr{
 		Type: t, KeySize: a.KeySize, ValueSize: a.ValueSize, MaxEntries: a.MaxEntries,
