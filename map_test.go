@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -192,7 +193,7 @@ func TestCloneAndClose(t *testing.T) {
 	}
 	wantErr(t, "close clone", c.Close())
 	wantErr(t, "use clone after close", c.Put(uint32(1), uint32(1)), unix.EBADF)
-	if _, err := c.Info(); !errors.Is(err, unix.EBADFD) {
+	if _, err := c.Info(); !errors.Is(err, syscall.Errno(77)) {
 		t.Fatalf("info after close: %v", err)
 	}
 	var nilMap *bpfmap.Map

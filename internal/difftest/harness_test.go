@@ -97,7 +97,7 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EEXIST:     "EEXIST",
 	syscall.EINVAL:     "EINVAL",
 	syscall.ENOSPC:     "ENOSPC",
-	syscall.EBADFD:     "EBADFD",
+	syscall.Errno(77):  "EBADFD",
 	syscall.EOPNOTSUPP: "EOPNOTSUPP",
 	eNOTSUPP:           "ENOTSUPP(524)",
 	eForeign:           "non-errno error",
