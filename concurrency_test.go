@@ -189,3 +189,59 @@ func TestAllUnderConcurrentDeletes(t *testing.T) {
 	stop.Store(true)
 	<-done
 }
+
+// TestConcurrentReadersAlwaysFindStableKeys checks the lock-free readers'
+// central promise: a key that is in the map for the whole test is found by
+// every lookup, while writers keep replacing it and its chain neighbours
+// (moving keys to the head of their chains, recycling elements) and other
+// keys come and go.
+func TestConcurrentReadersAlwaysFindStableKeys(t *testing.T) {
+	for _, valueSize := range []uint32{8, 24} {
+		const stable, churn = 32, 32
+		m := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: valueSize, MaxEntries: 48})
+		val := func(x uint64) []byte {
+			b := make([]byte, valueSize)
+			for o := 0; o+8 <= len(b); o += 8 {
+				binary.LittleEndian.PutUint64(b[o:], x)
+			}
+			return b
+		}
+		for k := range uint32(stable) {
+			wantErr(t, "put", m.Put(k, val(uint64(k))))
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := uint64(1); !stop.Load(); i++ {
+					k := uint32(i*7+uint64(w)) % stable
+					if err := m.Put(k, val(uint64(k)+i<<16)); err != nil {
+						t.Error(err)
+						return
+					}
+					c := stable + uint32(i)%churn
+					_ = m.Delete(c)
+					_ = m.Put(c, val(uint64(c))) // may hit E2BIG: 48 < 64
+				}
+			}()
+		}
+		buf := make([]byte, valueSize)
+		for i := 0; i < 300000; i++ {
+			k := uint32(i) % stable
+			if err := m.Lookup(k, buf); err != nil {
+				stop.Store(true)
+				wg.Wait()
+				t.Fatalf("value size %d: stable key %d not found: %v", valueSize, k, err)
+			}
+			if x := binary.LittleEndian.Uint64(buf); uint32(x&0xffff) != k {
+				stop.Store(true)
+				wg.Wait()
+				t.Fatalf("key %d has another key's value %#x", k, x)
+			}
+		}
+		stop.Store(true)
+		wg.Wait()
+	}
+}

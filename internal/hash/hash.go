@@ -17,6 +17,15 @@
 // that wandered into another chain through a recycled element notices and
 // restarts instead of reporting a missing key.
 //
+// A reader that reaches the end of its chain without the key also checks
+// that no writer held or took the bucket's lock meanwhile (the lock word
+// carries a version that every unlock advances); otherwise it retries. An
+// update publishes the new element at the head before it unlinks the old
+// one, so a reader already past the head could otherwise miss a key that is
+// in the map the whole time (the kernel's RCU readers can). After a few
+// retries against a bucket that writers never leave alone, the reader takes
+// the lock once to answer.
+//
 // Values of at most 8 bytes (the value area is one aligned word) are read
 // with one atomic load; an update of a key that stays where it is in its
 // chain (the chain's head, or any position for per-CPU maps) then stores the
@@ -295,6 +304,12 @@ func (m *Map) keyEqual(e uint64, key []byte) bool {
 const (
 	locked   = 1 << 0
 	homeUsed = 1 << 1
+	// version is the unit of the counter in the remaining bits, advanced
+	// by every unlock.
+	version = 1 << 2
+
+	// readRetries bounds a lock-free reader's retries before it locks.
+	readRetries = 8
 )
 
 // lock takes bucket b's writer lock.
@@ -312,7 +327,14 @@ func (m *Map) lock(b uint32) {
 
 func (m *Map) unlock(b uint32) {
 	w := m.lockWord(b)
-	region.StoreRelease32(w, atomic.LoadUint32(w)&^locked)
+	region.StoreRelease32(w, atomic.LoadUint32(w)&^locked+version)
+}
+
+// quiet reports whether bucket b's writers left it alone between a reader's
+// first look at its lock word (v1) and now.
+func (m *Map) quiet(b, v1 uint32) bool {
+	region.ReadFence()
+	return v1&locked == 0 && atomic.LoadUint32(m.lockWord(b)) == v1
 }
 
 // reserve takes one unit of the element count, failing at max_entries.
@@ -391,8 +413,13 @@ func (m *Map) fill(ref uint32, hv uint32, key, value []byte) {
 	region.StoreRelease32(m.hashOf(e), hv)
 	copy(m.keyOf(e), key)
 	copy(m.valueOf(e), value[:m.copySize])
-	// Free elements have an odd sequence, never-used ones zero; a live one
-	// has an even, non-zero sequence.
+	m.makeLive(e)
+}
+
+// makeLive gives a freshly written element a live sequence. Free elements
+// have an odd sequence, never-used ones zero; a live one has an even,
+// non-zero sequence different from any it had before.
+func (m *Map) makeLive(e uint64) {
 	s := atomic.LoadUint32(m.seqOf(e)) + 1
 	if s&1 != 0 {
 		s++
@@ -461,14 +488,19 @@ func (m *Map) nulls(b uint32) uint32 { return nullsBit | b }
 // Lookup copies key's value into value.
 func (m *Map) Lookup(key, value []byte) error {
 	if m.keySize == 4 && m.g.valArea == 8 && len(value) == 8 {
-		if ok, err := m.lookupWord(key, value); ok {
-			return err
+		for range readRetries {
+			if ok, err := m.lookupWord(key, value); ok {
+				return err
+			}
 		}
 	}
 	hv := m.hash(key)
 	b := hv & m.mask
 	out := value
-	for {
+	for try := 0; ; try++ {
+		if try == readRetries {
+			return m.lookupLocked(b, hv, key, value)
+		}
 		_, ok, done := m.read(b, hv, key, out)
 		if done {
 			if !ok {
@@ -488,6 +520,18 @@ func (m *Map) Lookup(key, value []byte) error {
 	}
 }
 
+// lookupLocked answers a lookup under bucket b's lock.
+func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
+	m.lock(b)
+	defer m.unlock(b)
+	ref, _ := m.find(b, hv, key)
+	if ref == 0 {
+		return uapi.ENOENT
+	}
+	m.copyValue(value, m.elem(ref))
+	return nil
+}
+
 // lookupWord is read for the most common shape, a 4-byte key and an 8-byte
 // value area, written out in one function so the hot path makes no calls.
 // ok is false when the attempt met a concurrent recycle; Lookup then takes
@@ -497,6 +541,7 @@ func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
 	hv := jhash.Word(k, m.seed)
 	b := hv & m.mask
 	mem, g := m.mem, &m.g
+	v1 := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize))
 	ref := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize + 4))
 	for ref != 0 && ref&nullsBit == 0 {
 		e := g.slotOff + uint64(ref-1)*g.slotSize + 8
@@ -521,8 +566,8 @@ func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
 		}
 		ref = next
 	}
-	if ref != 0 && ref != m.nulls(b) {
-		return false, nil // ended in another bucket's chain
+	if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
+		return false, nil // another bucket's chain, or a writer was here
 	}
 	return true, uapi.ENOENT
 }
@@ -530,6 +575,7 @@ func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
 // read is one lock-free attempt at finding key in bucket b; done is false
 // when the attempt must be retried.
 func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool) {
+	v1 := atomic.LoadUint32(m.lockWord(b))
 	ref = atomic.LoadUint32(m.mem.Uint32(m.headOff(b)))
 	for isElem(ref) {
 		e := m.elem(ref)
@@ -552,8 +598,8 @@ func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool)
 		}
 		ref = next
 	}
-	if ref != 0 && ref != m.nulls(b) {
-		return 0, false, false // ended in another bucket's chain
+	if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
+		return 0, false, false // another bucket's chain, or a writer was here
 	}
 	return 0, false, true
 }
@@ -592,6 +638,13 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		m.unlock(b)
 		return nil
 	}
+	if !m.inPlace && old != b+1 {
+		// The new element becomes the chain's head: give it the home
+		// element, so the key written last is one cache line away.
+		if moved := m.vacateHome(b); moved != 0 && slot == m.elem(b+1)+4 {
+			slot = m.elem(moved) + 4 // old's predecessor moved
+		}
+	}
 	n := m.alloc(b)
 	m.fill(n, hv, key, value)
 	e := m.elem(n)
@@ -616,6 +669,28 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	}
 	m.unlock(b)
 	return nil
+}
+
+// vacateHome moves the element in bucket b's home out to an overflow
+// element when it is the chain's head, replacing it in place (readers see
+// one or the other, as with any replacement), so the home is free for the
+// next head. The caller holds b's lock. The home's placement is only a
+// matter of speed: chains are the same whichever elements hold their keys.
+// It returns the moved element's new reference, or 0 if nothing moved.
+func (m *Map) vacateHome(b uint32) uint32 {
+	headWord := m.mem.Uint32(m.headOff(b))
+	if *headWord != b+1 {
+		return 0
+	}
+	h := m.elem(b + 1)
+	n := m.allocOverflow()
+	e := m.elem(n)
+	copy(m.mem.Bytes(e+8, m.g.elemSize-8), m.mem.Bytes(h+8, m.g.elemSize-8))
+	m.makeLive(e)
+	region.StoreRelease32(m.nextOf(e), atomic.LoadUint32(m.nextOf(h)))
+	region.StoreRelease32(headWord, n)
+	m.release(b + 1)
+	return n
 }
 
 func (m *Map) linkHead(b, n uint32, e uint64, head *uint32) {
@@ -673,8 +748,8 @@ func (m *Map) LookupAndDelete(key, value []byte) error {
 // its chain, else the head of the next non-empty bucket; a nil or missing
 // key restarts at the first bucket.
 func (m *Map) GetNextKey(key, next []byte) error {
-	for {
-		ok, done := m.nextKey(key, next)
+	for try := 0; ; try++ {
+		ok, done := m.nextKey(key, next, try >= readRetries)
 		if done {
 			if !ok {
 				return uapi.ENOENT
@@ -684,11 +759,29 @@ func (m *Map) GetNextKey(key, next []byte) error {
 	}
 }
 
-func (m *Map) nextKey(key, next []byte) (found, done bool) {
+// nextKey is one attempt at GetNextKey; done is false when it must be
+// retried. With locked, key is looked up under its bucket's lock (for a
+// bucket that writers never leave alone).
+func (m *Map) nextKey(key, next []byte, locked bool) (found, done bool) {
 	start := uint32(0)
-	if key != nil {
+	if key != nil && locked {
 		hv := m.hash(key)
 		b := hv & m.mask
+		m.lock(b)
+		ref, _ := m.find(b, hv, key)
+		if ref != 0 {
+			if nref := *m.nextOf(m.elem(ref)); isElem(nref) {
+				copy(next, m.keyOf(m.elem(nref)))
+				m.unlock(b)
+				return true, true
+			}
+			start = b + 1
+		}
+		m.unlock(b)
+	} else if key != nil {
+		hv := m.hash(key)
+		b := hv & m.mask
+		v1 := atomic.LoadUint32(m.lockWord(b))
 		ref := atomic.LoadUint32(m.mem.Uint32(m.headOff(b)))
 		for isElem(ref) {
 			e := m.elem(ref)
@@ -711,8 +804,8 @@ func (m *Map) nextKey(key, next []byte) (found, done bool) {
 			}
 			ref = nref
 		}
-		if !isElem(ref) && ref != 0 && ref != m.nulls(b) {
-			return false, false
+		if !isElem(ref) && (ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1)) {
+			return false, false // not found: sure only if no writer was here
 		}
 	}
 	for b := start; b < m.g.nBuckets; b++ {
