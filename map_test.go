@@ -412,3 +412,35 @@ func TestSpecContents(t *testing.T) {
 	_, err = bpfmap.NewMap(nil)
 	wantErr(t, "nil spec", err, unix.EINVAL)
 }
+
+func TestPerCPUBatches(t *testing.T) {
+	for _, typ := range []ebpf.MapType{ebpf.PerCPUHash, ebpf.PerCPUArray} {
+		m := newMap(t, &ebpf.MapSpec{Type: typ, KeySize: 4, ValueSize: 4, MaxEntries: 4})
+		// Values: one element per CPU per entry (2 CPUs modelled).
+		n, err := m.BatchUpdate([]uint32{0, 1, 2}, []uint32{10, 11, 20, 21, 30, 31}, nil)
+		if n != 3 || err != nil {
+			t.Fatalf("%v: batch update: %d, %v", typ, n, err)
+		}
+		keys := make([]uint32, 4)
+		vals := make([]uint32, 8)
+		var c bpfmap.MapBatchCursor
+		got := map[uint32][2]uint32{}
+		for {
+			n, err := m.BatchLookup(&c, keys, vals, nil)
+			for i := range n {
+				got[keys[i]] = [2]uint32{vals[2*i], vals[2*i+1]}
+			}
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			wantErr(t, "batch lookup", err)
+		}
+		for k, want := range map[uint32][2]uint32{0: {10, 11}, 1: {20, 21}, 2: {30, 31}} {
+			if got[k] != want {
+				t.Fatalf("%v: key %d per-CPU values %v, want %v (all: %v)", typ, k, got[k], want, got)
+			}
+		}
+		_, err = m.BatchUpdate([]uint32{0}, []uint32{1, 2, 3}, nil)
+		wantErr(t, "wrong per-CPU value count", err, unix.EINVAL)
+	}
+}
