@@ -488,11 +488,46 @@ func (m *Map) nulls(b uint32) uint32 { return nullsBit | b }
 // Lookup copies key's value into value.
 func (m *Map) Lookup(key, value []byte) error {
 	if m.keySize == 4 && m.g.valArea == 8 && len(value) == 8 {
+		// The most common shape, a 4-byte key and a one-word value, is read
+		// here without a call: read's protocol, specialised.
+		k := binary.LittleEndian.Uint32(key)
+		hv := jhash.Word(k, m.seed)
+		b := hv & m.mask
+		mem, g := m.mem, &m.g
+		lw := mem.Uint32(g.slotOff + uint64(b)*g.slotSize)
+	retry:
 		for range readRetries {
-			if ok, err := m.lookupWord(key, value); ok {
-				return err
+			v1 := atomic.LoadUint32(lw)
+			ref := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize + 4))
+			for ref != 0 && ref&nullsBit == 0 {
+				e := g.slotOff + uint64(ref-1)*g.slotSize + 8
+				sp := mem.Uint32(e)
+				seq := atomic.LoadUint32(sp)
+				if seq&1 != 0 {
+					continue retry
+				}
+				if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
+					v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
+					region.ReadFence()
+					if atomic.LoadUint32(sp) != seq {
+						continue retry
+					}
+					binary.LittleEndian.PutUint64(value, v)
+					return nil
+				}
+				next := atomic.LoadUint32(mem.Uint32(e + 4))
+				region.ReadFence()
+				if atomic.LoadUint32(sp) != seq {
+					continue retry
+				}
+				ref = next
 			}
+			if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
+				continue // another bucket's chain, or a writer was here
+			}
+			return uapi.ENOENT
 		}
+		return m.lookupLocked(b, hv, key, value)
 	}
 	hv := m.hash(key)
 	b := hv & m.mask
@@ -530,46 +565,6 @@ func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
 	}
 	m.copyValue(value, m.elem(ref))
 	return nil
-}
-
-// lookupWord is read for the most common shape, a 4-byte key and an 8-byte
-// value area, written out in one function so the hot path makes no calls.
-// ok is false when the attempt met a concurrent recycle; Lookup then takes
-// the general path.
-func (m *Map) lookupWord(key, value []byte) (ok bool, err error) {
-	k := binary.LittleEndian.Uint32(key)
-	hv := jhash.Word(k, m.seed)
-	b := hv & m.mask
-	mem, g := m.mem, &m.g
-	v1 := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize))
-	ref := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize + 4))
-	for ref != 0 && ref&nullsBit == 0 {
-		e := g.slotOff + uint64(ref-1)*g.slotSize + 8
-		sp := mem.Uint32(e)
-		seq := atomic.LoadUint32(sp)
-		if seq&1 != 0 {
-			return false, nil
-		}
-		if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
-			v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
-			region.ReadFence()
-			if atomic.LoadUint32(sp) != seq {
-				return false, nil
-			}
-			binary.LittleEndian.PutUint64(value, v)
-			return true, nil
-		}
-		next := atomic.LoadUint32(mem.Uint32(e + 4))
-		region.ReadFence()
-		if atomic.LoadUint32(sp) != seq {
-			return false, nil
-		}
-		ref = next
-	}
-	if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
-		return false, nil // another bucket's chain, or a writer was here
-	}
-	return true, uapi.ENOENT
 }
 
 // read is one lock-free attempt at finding key in bucket b; done is false
