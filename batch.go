@@ -44,6 +44,9 @@ func batchOpts(b *command.Batch, opts *ebpf.BatchOptions) {
 
 func (m *Map) batchLookup(o op, cursor *MapBatchCursor, keysOut, valuesOut any, opts *ebpf.BatchOptions) (int, error) {
 	defer runtime.KeepAlive(m)
+	if m.keySize == 0 {
+		return m.keylessBatch(o)
+	}
 	if cursor == nil {
 		return 0, argError(o, "nil cursor", uapi.EINVAL)
 	}
@@ -107,6 +110,9 @@ func (m *Map) batchLookup(o op, cursor *MapBatchCursor, keysOut, valuesOut any, 
 // stops at the first failing entry and returns how many were stored.
 func (m *Map) BatchUpdate(keys, values any, opts *ebpf.BatchOptions) (int, error) {
 	defer runtime.KeepAlive(m)
+	if m.keySize == 0 {
+		return m.keylessBatch(opBatchUpdate)
+	}
 	kb, count, err := marshal.BatchBytes(keys, int(m.keySize), nil)
 	if err != nil {
 		return 0, argError(opBatchUpdate, "keys", err)
@@ -134,6 +140,9 @@ func (m *Map) BatchUpdate(keys, values any, opts *ebpf.BatchOptions) (int, error
 // (ENOENT for a missing key); it returns how many were removed.
 func (m *Map) BatchDelete(keys any, opts *ebpf.BatchOptions) (int, error) {
 	defer runtime.KeepAlive(m)
+	if m.keySize == 0 {
+		return m.keylessBatch(opBatchDelete)
+	}
 	kb, count, err := marshal.BatchBytes(keys, int(m.keySize), nil)
 	if err != nil {
 		return 0, argError(opBatchDelete, "keys", err)
@@ -142,4 +151,24 @@ func (m *Map) BatchDelete(keys any, opts *ebpf.BatchOptions) (int, error) {
 	batchOpts(&b, opts)
 	err = m.h.DeleteBatch(&b)
 	return int(b.Count), wrap(opBatchDelete, err)
+}
+
+// keylessBatch answers a batch command on a map without keys (queue, stack,
+// bloom filter), which no kernel type supports: the command layer's errno
+// (ENOTSUPP after the permission checks), without marshalling arguments
+// that have no key size to be measured by.
+func (m *Map) keylessBatch(o op) (int, error) {
+	var b command.Batch
+	var err error
+	switch o {
+	case opBatchLookup:
+		err = m.h.LookupBatch(&b)
+	case opBatchLookupAndDelete:
+		err = m.h.LookupAndDeleteBatch(&b)
+	case opBatchUpdate:
+		err = m.h.UpdateBatch(&b)
+	default:
+		err = m.h.DeleteBatch(&b)
+	}
+	return 0, wrap(o, err)
 }

@@ -152,3 +152,78 @@ func ExampleMap_Clone() {
 	c.Close()
 	// Output: <nil> 2
 }
+
+// A queue hands out elements oldest first. Push and Pop are Update(nil, v,
+// ebpf.UpdateAny) and LookupAndDelete(nil, &v); UpdateExist makes room in a
+// full queue by dropping the oldest element.
+func ExampleMap_Push_queue() {
+	q, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Queue, ValueSize: 4, MaxEntries: 2})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	_ = q.Push(uint32(1))
+	_ = q.Push(uint32(2))
+	fmt.Println("push into full queue:", q.Push(uint32(3)))
+	_ = q.Update(nil, uint32(3), ebpf.UpdateExist) // drops 1
+
+	var v uint32
+	_ = q.Peek(&v)
+	fmt.Println("peek:", v)
+	for q.Pop(&v) == nil {
+		fmt.Println("pop:", v)
+	}
+	err = q.Pop(&v)
+	fmt.Println("empty is ErrKeyNotExist:", errors.Is(err, ebpf.ErrKeyNotExist))
+	// Output:
+	// push into full queue: update: argument list too long
+	// peek: 2
+	// pop: 2
+	// pop: 3
+	// empty is ErrKeyNotExist: true
+}
+
+// A stack hands out elements newest first.
+func ExampleMap_Pop_stack() {
+	s, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Stack, ValueSize: 8, MaxEntries: 8})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	for _, v := range []uint64{10, 20, 30} {
+		_ = s.Push(v)
+	}
+	var v uint64
+	for s.Pop(&v) == nil {
+		fmt.Println(v)
+	}
+	// Output:
+	// 30
+	// 20
+	// 10
+}
+
+// A bloom filter answers "maybe present" or "certainly absent". MapExtra
+// sets the number of hash functions (0 means 5); with BPF_F_ZERO_SEED it
+// answers exactly as a kernel filter of the same shape, false positives
+// included. Contains is Lookup(nil, &value), which reads value.
+func ExampleMap_Contains() {
+	f, err := bpfmap.NewMap(&ebpf.MapSpec{
+		Type: ebpf.BloomFilter, ValueSize: 4, MaxEntries: 1000, MapExtra: 3,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	for ip := uint32(0); ip < 100; ip++ {
+		_ = f.Push(ip)
+	}
+	ok, _ := f.Contains(uint32(42))
+	fmt.Println("42:", ok)
+
+	v := uint32(42)
+	fmt.Println("Lookup(nil, &v):", f.Lookup(nil, &v))
+	// Output:
+	// 42: true
+	// Lookup(nil, &v): <nil>
+}

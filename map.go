@@ -192,6 +192,9 @@ func (m *Map) lookup(key, valueOut any, flags ebpf.MapLookupFlags) error {
 	if err != nil {
 		return err
 	}
+	if m.h.LookupValueIn() {
+		return m.lookupProbe(k, valueOut, flags)
+	}
 	if !m.perCPU {
 		out, ok := marshal.Fast(valueOut, m.fullValue)
 		if !ok {

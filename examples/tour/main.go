@@ -21,6 +21,9 @@ func main() {
 	percpuHashTour()
 	arrayTour()
 	percpuArrayTour()
+	queueStackTour()
+	bloomTour()
+	notYet()
 }
 
 func must(err error) {
@@ -116,6 +119,44 @@ func percpuArrayTour() {
 		fmt.Printf("  %d: %v\n", k, per)
 	}
 	must(it.Err())
-	_, err = bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 8, MaxEntries: 1, Flags: 1})
+}
+
+func queueStackTour() {
+	for _, typ := range []ebpf.MapType{ebpf.Queue, ebpf.Stack} {
+		m, err := bpfmap.NewMap(&ebpf.MapSpec{Type: typ, ValueSize: 4, MaxEntries: 3})
+		must(err)
+		for _, v := range []uint32{1, 2, 3} {
+			must(m.Push(v))
+		}
+		fmt.Printf("created %v; pushed 1 2 3; push 4: %v\n", m, m.Push(uint32(4)))
+		must(m.Update(nil, uint32(4), ebpf.UpdateExist)) // full: drop the oldest
+		fmt.Print("  pushed 4 with BPF_EXIST (drops the oldest); pops:")
+		var v uint32
+		for m.Pop(&v) == nil {
+			fmt.Print(" ", v)
+		}
+		fmt.Println()
+		m.Close()
+	}
+}
+
+func bloomTour() {
+	m, err := bpfmap.NewMap(&ebpf.MapSpec{
+		Name: "seen", Type: ebpf.BloomFilter, ValueSize: 4, MaxEntries: 100,
+		MapExtra: 3, Flags: 1 << 6, // 3 hash functions, the kernel's seed 0
+	})
+	must(err)
+	defer m.Close()
+	for v := range uint32(50) {
+		must(m.Push(v * 2))
+	}
+	in, _ := m.Contains(uint32(10))
+	out, _ := m.Contains(uint32(11))
+	fmt.Printf("created %v; pushed even numbers below 100; contains 10: %v, 11: %v\n", m, in, out)
+	fmt.Printf("  delete from a bloom filter: %v\n", m.Delete(nil))
+}
+
+func notYet() {
+	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 8, ValueSize: 8, MaxEntries: 1})
 	fmt.Printf("not implemented yet: %v\n", err)
 }

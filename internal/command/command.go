@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 
 	"github.com/bpfmap/bpfmap/internal/array"
+	"github.com/bpfmap/bpfmap/internal/bloom"
 	"github.com/bpfmap/bpfmap/internal/hash"
 	"github.com/bpfmap/bpfmap/internal/mapops"
+	"github.com/bpfmap/bpfmap/internal/queue"
 	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
@@ -28,6 +30,9 @@ var families = map[uapi.MapType]mapops.Family{
 	uapi.MapTypePercpuHash:  hash.Family,
 	uapi.MapTypeArray:       array.Family,
 	uapi.MapTypePercpuArray: array.Family,
+	uapi.MapTypeQueue:       queue.Family,
+	uapi.MapTypeStack:       queue.Family,
+	uapi.MapTypeBloomFilter: bloom.Family,
 }
 
 // Implemented reports whether bpfmap implements map type t.
@@ -157,12 +162,11 @@ func nextID() uint32 {
 // its order, the type's own checks, allocation, the name check, and a new
 // read-write (or RDONLY/WRONLY) handle.
 func Create(a *CreateAttr, o Options) (*Handle, error) {
-	flags := a.MapFlags
-	if flags&uapi.FTokenFD != 0 {
-		// No BPF tokens exist for user-space maps; the kernel rejects an fd
-		// that is not a token with EINVAL.
-		return nil, uapi.EINVAL
-	}
+	// BPF_F_TOKEN_FD is remembered and stripped first, so that the type's
+	// flag checks do not see it; the token fd itself is only resolved
+	// after the type's map_alloc_check.
+	flags := a.MapFlags &^ uapi.FTokenFD
+	tokenFlag := a.MapFlags&uapi.FTokenFD != 0
 	if a.BTFVmlinuxValueTypeID != 0 {
 		if uapi.MapType(a.MapType) != uapi.MapTypeStructOps || a.BTFKeyTypeID != 0 || a.BTFValueTypeID != 0 {
 			return nil, uapi.EINVAL
@@ -202,6 +206,11 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	}
 	if err := fam.Check(ma); err != nil {
 		return nil, err
+	}
+	if tokenFlag {
+		// No BPF tokens exist for user-space maps; the kernel rejects an fd
+		// that is not a token with EINVAL.
+		return nil, uapi.EINVAL
 	}
 	if a.MapIfindex != 0 {
 		// Device offload: no device can take a user-space map.

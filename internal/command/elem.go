@@ -33,6 +33,13 @@ func (h *Handle) lookup(key, value []byte, flags uint64) error {
 	if key, err = m.copyKey(key); err != nil {
 		return err
 	}
+	if m.traits.LookupValueIn {
+		// The value is the probe: copied in first, never copied out.
+		if uint32(len(value)) < m.sysVal {
+			return uapi.EFAULT
+		}
+		return m.ops.Lookup(key, value[:m.sysVal])
+	}
 	if uint32(len(value)) < m.sysVal {
 		// The kernel looks up into its own buffer and faults copying out.
 		if err := m.ops.Lookup(key, make([]byte, m.sysVal)); err != nil {

@@ -49,6 +49,10 @@ func (h *Handle) SysValueSize() uint32 { return h.m.sysVal }
 // PerCPU reports whether the map's values are per CPU.
 func (h *Handle) PerCPU() bool { return h.m.traits.PerCPU }
 
+// LookupValueIn reports whether LOOKUP reads its value buffer as an input
+// (a bloom filter's probe) instead of writing it.
+func (h *Handle) LookupValueIn() bool { return h.m.traits.LookupValueIn }
+
 // Memory returns the value area of a BPF_F_MMAPABLE array for direct access
 // and a release function for the view. Without the flag it is EINVAL for
 // arrays and ENOTSUPP for other types, like mmap(2) on a map fd. A writable

@@ -164,7 +164,7 @@ func createRows() []createRow {
 	// HASH key+value against KMALLOC_MAX_SIZE − sizeof(htab_elem): the
 	// kernel preallocates max_entries + CPUs elements, so one entry only.
 	for _, kv := range [][2]uint32{{4, 4194251}, {4, 4194252}, {4194251, 4}, {4194252, 4}, {1, 4194254}, {1, 4194255}} {
-		for _, f := range []uint32{0, fNoPrealloc} {
+		for _, f := range []uint32{0, fNoPrealloc, fTokenFD} {
 			add(kbpf.CreateAttr{MapType: tHash, KeySize: kv[0], ValueSize: kv[1], MaxEntries: 1, MapFlags: f})
 		}
 	}
@@ -184,6 +184,141 @@ func createRows() []createRow {
 			a:          kbpf.CreateAttr{MapType: typ, KeySize: 4, ValueSize: 8, MaxEntries: 1 << 27, MapFlags: fNoPrealloc},
 			kernelSkip: true, want: 0, why: "2^27 buckets (2 GiB in the kernel) are allowed",
 		})
+	}
+	return append(rows, keylessCreateRows()...)
+}
+
+// keylessCreateRows are the creation rows of QUEUE, STACK and BLOOM_FILTER:
+// key_size 0, value_size ≤ 4 MiB, map_extra (bloom: the number of hash
+// functions in the low 4 bits; others: must be 0), and the order of their
+// checks (the bloom filter validates most of its attr only after the
+// generic offload and privilege checks).
+func keylessCreateRows() []createRow {
+	var rows []createRow
+	add := func(a kbpf.CreateAttr) { rows = append(rows, createRow{a: a}) }
+	for _, typ := range keylessTypes {
+		base := kbpf.CreateAttr{MapType: typ, ValueSize: 8, MaxEntries: 4}
+		variants := []kbpf.CreateAttr{base}
+		for _, v := range []func(*kbpf.CreateAttr){
+			func(a *kbpf.CreateAttr) { a.KeySize = 4 },
+			func(a *kbpf.CreateAttr) { a.ValueSize = 0 },
+			func(a *kbpf.CreateAttr) { a.MaxEntries = 0 },
+			func(a *kbpf.CreateAttr) { a.ValueSize = 4<<20 + 1 },
+			func(a *kbpf.CreateAttr) { a.MapExtra = 3 },
+			func(a *kbpf.CreateAttr) { a.MapExtra = 16 },
+		} {
+			a := base
+			v(&a)
+			variants = append(variants, a)
+		}
+		for _, v := range variants {
+			for bit := 0; bit <= 20; bit++ {
+				a := v
+				a.MapFlags = 1 << bit
+				add(a)
+			}
+			for _, f := range []uint32{1 << 31, 0xffffffff, 1 << 21} {
+				a := v
+				a.MapFlags = f
+				add(a)
+			}
+		}
+		for _, c := range []struct{ flags, numa uint32 }{
+			{fRdonly | fWronly, 0},
+			{fRdonlyProg | fWronlyProg, 0},
+			{fRdonly | fRdonlyProg, 0},
+			{fWronly | fWronlyProg, 0},
+			{fRdonly | fWronlyProg, 0},
+			{fNumaNode, 0},
+			{fNumaNode, 5},
+			{fNumaNode, 1},
+			{fNumaNode, 0xffffffff},
+			{0, 5},
+			{fZeroSeed | fRdonly, 0},
+			{fZeroSeed | fNumaNode | fRdonlyProg, 0},
+			{fZeroSeed | fRdonlyProg | fWronlyProg, 0},
+			{fTokenFD | fZeroSeed, 0},
+			{fNoPrealloc | fZeroSeed, 0},
+		} {
+			a := base
+			a.MapFlags, a.NumaNode = c.flags, c.numa
+			add(a)
+		}
+		for _, ks := range []uint32{0, 1, 4} {
+			for _, vs := range []uint32{0, 1, 3, 4, 5, 6, 8} {
+				for _, me := range []uint32{0, 1, 2, 4, 7} {
+					add(kbpf.CreateAttr{MapType: typ, KeySize: ks, ValueSize: vs, MaxEntries: me})
+				}
+			}
+		}
+		for _, me := range []uint32{9, 16, 17, 46, 47, 100, 1000, 1023, 1024, 4096} {
+			a := base
+			a.MaxEntries = me
+			add(a)
+		}
+		// value_size against KMALLOC_MAX_SIZE (E2BIG), alone and with an
+		// invalid key_size or max_entries (which comes first?).
+		for _, vs := range []uint32{32768, 1 << 20, 4<<20 - 1, 4 << 20, 4<<20 + 1, 1 << 31, 0xffffffff} {
+			for _, v := range []func(*kbpf.CreateAttr){
+				func(*kbpf.CreateAttr) {},
+				func(a *kbpf.CreateAttr) { a.KeySize = 4 },
+				func(a *kbpf.CreateAttr) { a.MaxEntries = 0 },
+				func(a *kbpf.CreateAttr) { a.MapExtra = 16 },
+				func(a *kbpf.CreateAttr) { a.MapFlags = 1 << 9 },
+			} {
+				a := kbpf.CreateAttr{MapType: typ, ValueSize: vs, MaxEntries: 1}
+				v(&a)
+				add(a)
+			}
+		}
+		// map_extra: the bloom filter's number of hash functions (0 → 5,
+		// higher bits EINVAL); any map_extra on the others is EINVAL.
+		extras := []uint64{1 << 4, 1 << 5, 0x1f, 0x15, 1 << 31, 1 << 32, 1 << 40, 1 << 63, 0xffffffffffffffff}
+		for x := uint64(0); x <= 16; x++ {
+			extras = append(extras, x)
+		}
+		for _, x := range extras {
+			a := base
+			a.MapExtra = x
+			add(a)
+			a.MaxEntries = 1000
+			add(a)
+		}
+		for _, v := range []func(*kbpf.CreateAttr){
+			func(a *kbpf.CreateAttr) { a.MapExtra = 16; a.KeySize = 4 },
+			func(a *kbpf.CreateAttr) { a.MapExtra = 16; a.MapFlags = fRdonly | fWronly },
+			func(a *kbpf.CreateAttr) { a.MapExtra = 16; a.MapName = name16("a-b") },
+			func(a *kbpf.CreateAttr) { a.MapExtra = 5; a.MapName = name16("a-b") },
+			func(a *kbpf.CreateAttr) { a.KeySize = 4; a.MapName = name16("a-b") },
+			func(a *kbpf.CreateAttr) { a.KeySize = 4; a.MapFlags = fRdonly | fWronly },
+			func(a *kbpf.CreateAttr) { a.KeySize = 4; a.MapFlags = fNumaNode; a.NumaNode = 5 },
+			func(a *kbpf.CreateAttr) { a.MapName = name16("bloom.q_1") },
+			func(a *kbpf.CreateAttr) { a.MapName = name16("a b") },
+			func(a *kbpf.CreateAttr) { a.BTFKeyTypeID = 1 },
+			func(a *kbpf.CreateAttr) { a.BTFKeyTypeID = 1; a.KeySize = 4 },
+			func(a *kbpf.CreateAttr) { a.BTFVmlinuxValueTypeID = 1 },
+			func(a *kbpf.CreateAttr) { a.MapIfindex = 1 },
+			func(a *kbpf.CreateAttr) { a.MapIfindex = 1; a.KeySize = 4 },
+			func(a *kbpf.CreateAttr) { a.MapIfindex = 1; a.MapExtra = 16 },
+			func(a *kbpf.CreateAttr) { a.MapIfindex = 1; a.ValueSize = 4<<20 + 1 },
+			func(a *kbpf.CreateAttr) { a.InnerMapFD = 12345 },
+			func(a *kbpf.CreateAttr) { a.ExclProgHashSize = 32 },
+		} {
+			a := base
+			v(&a)
+			add(a)
+		}
+		// Bloom bitset sizes beyond 2^31 bits (512 MiB in the kernel) and
+		// a 2^32-slot queue (4 GiB): bpfmap only, documented OK.
+		big := []uint32{1 << 31, 0xffffffff}
+		for _, me := range big {
+			a := kbpf.CreateAttr{MapType: typ, ValueSize: 1, MaxEntries: me}
+			if typ == tBloom {
+				a.MapExtra = 15
+			}
+			rows = append(rows, createRow{a: a, kernelSkip: true, want: 0,
+				why: "a 512 MiB bitset or a 2^31+ slot ring (the kernel allocates it)"})
+		}
 	}
 	return rows
 }

@@ -16,7 +16,7 @@
 //	go test -fuzz FuzzLockstep ./internal/difftest/
 //
 // Environment: BPFMAP_DIFF_OPS (random operations of TestLockstep, default
-// 500000), BPFMAP_DIFF_SEED (master seed), BPFMAP_DIFF_INSTANCE (rerun the
+// 875000), BPFMAP_DIFF_SEED (master seed), BPFMAP_DIFF_INSTANCE (rerun the
 // one map instance a mismatch report names), BPFMAP_DIFF_STATS=1 (log the
 // errno mix), BPFMAP_DIFF_IGNORE_EFAULT_OUTPUT=1 (only log differences in
 // what a failing batch call left in user memory, to look for other bugs).

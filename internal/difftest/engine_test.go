@@ -46,6 +46,12 @@ type engine struct {
 	abandoned bool
 	cursor    []byte // the kernel's last out_batch, a candidate in_batch
 	op        string // name of the current operation
+
+	// Keyless types (QUEUE, STACK, BLOOM_FILTER; see keyless_test.go).
+	keyless bool
+	bloom   bool
+	frozen  bool            // a FREEZE succeeded
+	pushed  map[string]bool // bloom: values pushed (they must peek present)
 }
 
 // reportedSoft holds the classes of output-only mismatches already reported
@@ -104,6 +110,11 @@ func newEngine(tb testing.TB, a kbpf.CreateAttr, r src, label string) *engine {
 		ks: int(a.KeySize), sys: sysValueSize(&a), hash: isHash(a.MapType),
 	}
 	e.exact = !e.hash || a.MapFlags&fZeroSeed != 0
+	if isKeyless(a.MapType) {
+		e.keyless, e.bloom = true, a.MapType == tBloom
+		e.exact = !e.bloom || a.MapFlags&fZeroSeed != 0
+		e.pushed = map[string]bool{}
+	}
 	if e.hash {
 		e.nb = 1
 		for e.nb < a.MaxEntries {
@@ -131,7 +142,11 @@ func (e *engine) run(n int) {
 		if i == freezeAt {
 			e.opFreeze()
 		}
-		e.step()
+		if e.keyless {
+			e.stepKeyless()
+		} else {
+			e.step()
+		}
 		if e.exact && i >= nextCheck && !e.failed {
 			e.compareState()
 			nextCheck = i + 4 + e.r.intn(24)
@@ -276,6 +291,9 @@ func bufLen(b []byte) string {
 // random one. Array keys are mostly in range, sometimes just past it.
 func (e *engine) key() []byte {
 	k := make([]byte, e.ks)
+	if e.ks == 0 {
+		return k // a non-NULL pointer to nothing
+	}
 	if !e.hash {
 		var idx uint32
 		switch e.r.intn(24) {
@@ -307,6 +325,9 @@ func (e *engine) key() []byte {
 
 // keyArg is a key, or (rarely) NULL.
 func (e *engine) keyArg() []byte {
+	if e.keyless {
+		return e.keylessKey()
+	}
 	if e.r.intn(50) == 0 {
 		return nil
 	}
@@ -470,9 +491,11 @@ func (e *engine) opLookupAndDelete() {
 
 func (e *engine) opFreeze() {
 	e.record("FREEZE", func() string { return "FREEZE" })
-	if !e.check(e.k.freeze(), e.b.freeze()) {
+	ke, be := e.k.freeze(), e.b.freeze()
+	if !e.check(ke, be) {
 		return
 	}
+	e.frozen = e.frozen || ke == 0
 	if e.r.intn(3) == 0 {
 		e.record("FREEZE", func() string { return "FREEZE (again)" })
 		e.check(e.k.freeze(), e.b.freeze())
@@ -552,7 +575,7 @@ func (e *engine) cursorLen() int {
 }
 
 func (e *engine) opLookupBatch(cmd uint32) {
-	if !e.exact {
+	if !e.exact && !e.keyless {
 		e.opLookupBatchUnordered(cmd)
 		return
 	}
@@ -809,6 +832,10 @@ func (e *engine) walk(t target) (keys [][]byte, final syscall.Errno) {
 // mode step by step, else as a set) and the value of every key.
 func (e *engine) compareState() {
 	if e.failed {
+		return
+	}
+	if e.keyless {
+		e.compareKeyless()
 		return
 	}
 	kk, ke := e.walk(e.k)

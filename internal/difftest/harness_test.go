@@ -23,6 +23,9 @@ const (
 	tArray       = 2
 	tPercpuHash  = 5
 	tPercpuArray = 6
+	tQueue       = 22
+	tStack       = 23
+	tBloom       = 30
 
 	fNoPrealloc  = 1 << 0
 	fNoCommonLRU = 1 << 1
@@ -50,7 +53,14 @@ const (
 	eForeign = syscall.Errno(1 << 20)
 )
 
-var allTypes = []uint32{tHash, tArray, tPercpuHash, tPercpuArray}
+// allTypes are the keyed types; keylessTypes have key_size 0 and push,
+// peek and pop instead of keys; lockTypes are all types the lockstep tests
+// run.
+var (
+	allTypes     = []uint32{tHash, tArray, tPercpuHash, tPercpuArray}
+	keylessTypes = []uint32{tQueue, tStack, tBloom}
+	lockTypes    = append(append([]uint32(nil), allTypes...), keylessTypes...)
+)
 
 func typeName(t uint32) string {
 	switch t {
@@ -62,12 +72,21 @@ func typeName(t uint32) string {
 		return "PERCPU_HASH"
 	case tPercpuArray:
 		return "PERCPU_ARRAY"
+	case tQueue:
+		return "QUEUE"
+	case tStack:
+		return "STACK"
+	case tBloom:
+		return "BLOOM_FILTER"
 	}
 	return "type" + strconv.Itoa(int(t))
 }
 
 func isHash(t uint32) bool   { return t == tHash || t == tPercpuHash }
 func isPercpu(t uint32) bool { return t == tPercpuHash || t == tPercpuArray }
+func isKeyless(t uint32) bool {
+	return t == tQueue || t == tStack || t == tBloom
+}
 
 func batchName(cmd uint32) string {
 	switch cmd {

@@ -13,8 +13,8 @@ import (
 )
 
 // defaultOps is the default number of random operations TestLockstep runs
-// (over all four types); BPFMAP_DIFF_OPS overrides it.
-const defaultOps = 500_000
+// (over all seven types); BPFMAP_DIFF_OPS overrides it.
+const defaultOps = 875_000
 
 var (
 	lockKeySizes   = []uint32{1, 3, 4, 8, 13}
@@ -25,6 +25,9 @@ var (
 // lists above, 1..64 entries, and a random mix of the flags the type accepts
 // (ZERO_SEED in most hash maps, so that most runs compare exact orders).
 func randomAttr(r src, typ uint32) kbpf.CreateAttr {
+	if isKeyless(typ) {
+		return randomKeylessAttr(r, typ)
+	}
 	a := kbpf.CreateAttr{MapType: typ, KeySize: 4}
 	if isHash(typ) {
 		a.KeySize = lockKeySizes[r.intn(len(lockKeySizes))]
@@ -92,7 +95,7 @@ func runInstance(tb testing.TB, typ uint32, seed uint64, label string) (ops, che
 // bpfmap maps of the same attr, one parallel subtest per type.
 //
 // BPFMAP_DIFF_OPS sets the total number of random operations (default
-// 500000, spread evenly over the four types), BPFMAP_DIFF_SEED the master
+// 875000, spread evenly over the seven types), BPFMAP_DIFF_SEED the master
 // seed, and BPFMAP_DIFF_INSTANCE runs just the one map instance a mismatch
 // report names.
 func TestLockstep(t *testing.T) {
@@ -107,7 +110,7 @@ func TestLockstep(t *testing.T) {
 		}
 		instance, oneInstance = n, true
 	}
-	t.Logf("master seed %#x (from env: %v); %d operations over %d types; %d possible CPUs", master, fromEnv, total, len(allTypes), ncpu())
+	t.Logf("master seed %#x (from env: %v); %d operations over %d types; %d possible CPUs", master, fromEnv, total, len(lockTypes), ncpu())
 	start := time.Now()
 	var ops, checks atomic.Int64
 	t.Cleanup(func() {
@@ -115,7 +118,7 @@ func TestLockstep(t *testing.T) {
 			ops.Load(), checks.Load(), time.Since(start).Round(time.Millisecond))
 		logStats(t)
 	})
-	for _, typ := range allTypes {
+	for _, typ := range lockTypes {
 		t.Run(typeName(typ), func(t *testing.T) {
 			t.Parallel()
 			label := func(s uint64) string {
@@ -129,7 +132,7 @@ func TestLockstep(t *testing.T) {
 				return
 			}
 			r := rand.New(rand.NewPCG(master, uint64(typ)))
-			budget := total / len(allTypes)
+			budget := total / len(lockTypes)
 			done, failures, instances := 0, 0, 0
 			for done < budget && failures < 3 {
 				s := r.Uint64()
@@ -156,12 +159,12 @@ func FuzzLockstep(f *testing.F) {
 	// Seeds: for each type, a few inputs decoded from a fixed PRNG, plus
 	// short hand-written ones.
 	gen := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 12; i++ {
+	for i := 0; i < 2*len(lockTypes); i++ {
 		b := make([]byte, 200+gen.IntN(800))
 		for j := range b {
 			b[j] = byte(gen.Uint32())
 		}
-		b[0] = byte(i % len(allTypes))
+		b[0] = byte(i % len(lockTypes))
 		f.Add(b)
 	}
 	f.Add([]byte{0, 3, 2, 8, 0, 0, 0, 0})
@@ -174,7 +177,7 @@ func FuzzLockstep(f *testing.F) {
 			return
 		}
 		s := &byteSrc{data: data[1:]}
-		typ := allTypes[int(data[0])%len(allTypes)]
+		typ := lockTypes[int(data[0])%len(lockTypes)]
 		a := randomAttr(s, typ)
 		e := newEngine(t, a, s, fmt.Sprintf("fuzz input %s of %d bytes; rerun: go test -run '%s' ./internal/difftest/", t.Name(), len(data), t.Name()))
 		if e == nil {

@@ -117,6 +117,10 @@ type Traits struct {
 	PerCPU bool
 	// Update is the type's UPDATE flag rule.
 	Update UpdateRule
+	// LookupValueIn: LOOKUP's value buffer is an input, copied in from the
+	// caller before the lookup (a NULL or short buffer is EFAULT) and never
+	// written — the bloom filter's peek, whose probe is the value.
+	LookupValueIn bool
 	// Batches supported by the type.
 	LookupBatch, LookupAndDeleteBatch, UpdateBatch, DeleteBatch BatchKind
 }
