@@ -26,6 +26,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print each measurement as it is taken")
 	count := flag.Int("count", 5, "measurements per cell; the table shows their median")
 	extra := flag.Bool("extra", true, "also report memory per element and GC cost of a 4M-entry map")
+	keyless := flag.Bool("keyless", true, "also report bloom filter peeks and queue push+pop pairs")
 	flag.Parse()
 
 	var ns []uint32
@@ -46,6 +47,10 @@ func main() {
 	}
 	rows := bench.Run(bench.Cases(ns...), *count, progress)
 	fmt.Print(bench.Markdown(rows))
+	if *keyless {
+		fmt.Println()
+		fmt.Print(bench.KeylessReport(ns, *count))
+	}
 	if *extra {
 		fmt.Println()
 		fmt.Print(bench.MemoryReport(ns))

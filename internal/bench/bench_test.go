@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfmap/bpfmap"
 	"github.com/bpfmap/bpfmap/internal/kbpf"
 )
 
@@ -64,3 +67,33 @@ func BenchmarkKernelInBPF(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBloomPeek measures bpfmap bloom filter peeks.
+func BenchmarkBloomPeek(b *testing.B) {
+	for _, n := range benchSizes {
+		for _, k := range []uint64{1, 3, 5} {
+			c := BloomCase{N: n, K: k}
+			b.Run(fmt.Sprintf("%d/k%d", n, k), func(b *testing.B) {
+				m, err := filledBloom(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				BloomPeekLoop(b, c, m)
+			})
+		}
+	}
+}
+
+// BenchmarkQueuePushPop measures bpfmap queue push+pop pairs.
+func BenchmarkQueuePushPop(b *testing.B) {
+	m, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Queue, ValueSize: 8, MaxEntries: 1024})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	QueueLoop(b, m)
+}
+
+// BenchmarkChannel measures a buffered Go channel's send+receive pairs.
+func BenchmarkChannel(b *testing.B) { ChannelLoop(b) }

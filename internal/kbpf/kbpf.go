@@ -40,6 +40,12 @@ const (
 	OpLookup Op = iota
 	// OpUpdate is bpf_map_update_elem(BPF_ANY) of an 8-byte value.
 	OpUpdate
+	// OpPeek is bpf_map_peek_elem of a bloom filter with 4-byte values, on
+	// values that were pushed (every probe is present).
+	OpPeek
+	// OpPushPop is bpf_map_push_elem(BPF_ANY) then bpf_map_pop_elem of an
+	// 8-byte value on a queue or stack.
+	OpPushPop
 )
 
 // String returns the operation's name.
@@ -49,6 +55,10 @@ func (o Op) String() string {
 		return "lookup"
 	case OpUpdate:
 		return "update"
+	case OpPeek:
+		return "peek"
+	case OpPushPop:
+		return "push+pop"
 	}
 	return "Op(?)"
 }

@@ -36,14 +36,23 @@ const (
 //
 // m is a kernel map created by the caller (key 4 bytes, value 8 bytes, HASH
 // or ARRAY or another type with those sizes) already holding keys
-// 0..nKeys-1. iters must be between 1 and 1<<23 (BPF_MAX_LOOPS). An error
+// 0..nKeys-1; for OpPeek a bloom filter with 4-byte values into which the
+// values 0..nKeys-1 were pushed; for OpPushPop a queue or stack with 8-byte
+// values and room for one more element. iters must be between 1 and 1<<23 (BPF_MAX_LOOPS). An error
 // is returned if any lookup misses or any update fails.
 func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (time.Duration, error) {
 	if m == nil {
 		return 0, errors.New("kbpf: LoopCost: nil map")
 	}
-	if m.KeySize() != 4 || m.ValueSize() != 8 {
-		return 0, fmt.Errorf("kbpf: LoopCost: map has key %d / value %d bytes, want 4 / 8", m.KeySize(), m.ValueSize())
+	wantKey, wantValue := uint32(4), uint32(8)
+	switch op {
+	case OpPeek:
+		wantKey, wantValue = 0, 4
+	case OpPushPop:
+		wantKey = 0
+	}
+	if m.KeySize() != wantKey || m.ValueSize() != wantValue {
+		return 0, fmt.Errorf("kbpf: LoopCost: %v needs key %d / value %d bytes, map has %d / %d", op, wantKey, wantValue, m.KeySize(), m.ValueSize())
 	}
 	if nKeys == 0 || nKeys&(nKeys-1) != 0 || nKeys > 1<<31 {
 		return 0, fmt.Errorf("kbpf: LoopCost: nKeys %d is not a power of two up to 2^31", nKeys)
@@ -99,7 +108,7 @@ func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (time.Duration, er
 //	                 lookup: r0 == NULL, update: r0 != 0 -> *ctx = 1, return 1 (stop)
 //	                 return 0
 func loopProgram(mapFD int, op Op, nKeys, iters uint32) (asm.Instructions, error) {
-	if op != OpLookup && op != OpUpdate {
+	if op < OpLookup || op > OpPushPop {
 		return nil, fmt.Errorf("kbpf: LoopCost: unknown op %d", int(op))
 	}
 	mainFn := &btf.Func{
@@ -166,12 +175,13 @@ func loopProgram(mapFD int, op Op, nKeys, iters uint32) (asm.Instructions, error
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
 	)
-	if op == OpLookup {
+	switch op {
+	case OpLookup:
 		insns = append(insns,
 			asm.FnMapLookupElem.Call(),
 			asm.JNE.Imm(asm.R0, 0, "cb_ok"),
 		)
-	} else {
+	case OpUpdate:
 		insns = append(insns,
 			asm.Mov.Reg(asm.R3, asm.RFP),
 			asm.Add.Imm(asm.R3, -16),
@@ -179,12 +189,36 @@ func loopProgram(mapFD int, op Op, nKeys, iters uint32) (asm.Instructions, error
 			asm.FnMapUpdateElem.Call(),
 			asm.JEq.Imm(asm.R0, 0, "cb_ok"),
 		)
+	case OpPeek:
+		// bpf_map_peek_elem(map, &value): the 4-byte value at fp-4 is the
+		// probe; 0 means present.
+		insns = append(insns,
+			asm.FnMapPeekElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "cb_ok"),
+		)
+	case OpPushPop:
+		// push the 8-byte value at fp-16, then pop it back into fp-16.
+		insns = append(insns,
+			asm.LoadMem(asm.R3, asm.RFP, -4, asm.Word),
+			asm.StoreMem(asm.RFP, -16, asm.R3, asm.DWord),
+			asm.LoadMapPtr(asm.R1, mapFD),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -16),
+			asm.Mov.Imm(asm.R3, 0), // BPF_ANY
+			asm.FnMapPushElem.Call(),
+			asm.JNE.Imm(asm.R0, 0, "cb_fail"),
+			asm.LoadMapPtr(asm.R1, mapFD),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -16),
+			asm.FnMapPopElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "cb_ok"),
+		)
 	}
 	// On failure set the flag and stop the loop. The flag is only ever set
 	// to the constant 1 (never incremented) so the verifier, which explores
 	// the callback until its states converge, sees just two stack states.
 	insns = append(insns,
-		asm.Mov.Imm(asm.R0, 1),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("cb_fail"),
 		asm.StoreMem(asm.R6, 0, asm.R0, asm.DWord),
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("cb_ok"),
