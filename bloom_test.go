@@ -67,7 +67,7 @@ func TestBloomAPI(t *testing.T) {
 	}
 
 	// A 6-byte value through its MarshalBinary.
-	p := newMap(t, &ebpf.MapSpec{Type: ebpf.BloomFilter, ValueSize: 6, MaxEntries: 10, Flags: unix.BPF_F_ZERO_SEED})
+	p := newMap(t, &ebpf.MapSpec{Type: ebpf.BloomFilter, ValueSize: 6, MaxEntries: 10, Flags: fZeroSeed})
 	wantErr(t, "push point", p.Push(point{1, 2, 3}))
 	if ok, err := p.Contains(point{1, 2, 3}); !ok || err != nil {
 		t.Fatalf("Contains(point): %v, %v", ok, err)

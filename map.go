@@ -21,6 +21,19 @@ type MapOptions struct {
 	// 128-CPU host on a laptop by setting it. At most 8192 (the kernel's
 	// largest NR_CPUS); more is EINVAL.
 	PossibleCPUs int
+
+	// CPU returns the CPU an operation runs on, for the map types whose
+	// behaviour depends on it: LRU_HASH and LRU_PERCPU_HASH keep per-CPU
+	// lists, so which keys an update evicts depends on the CPU it runs on,
+	// as in the kernel. The result is reduced modulo the possible CPUs (a
+	// negative result means CPU 0). nil means the Go scheduler processor
+	// (P) running the calling goroutine, numbered from 0 as Ps first use
+	// maps: the cheap user-space stand-in for the kernel's current CPU
+	// (see internal/cpuid). A function returning a
+	// constant makes evictions deterministic: with CPU 0 and the kernel's
+	// PossibleCPUs, an LRU map keeps exactly the keys a kernel map keeps
+	// when every syscall runs on CPU 0.
+	CPU func() int
 }
 
 // Map is a BPF map in user space. Its methods mirror *ebpf.Map's.
@@ -73,7 +86,7 @@ func NewMapWithOptions(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	}
 	name := sanitizeName(spec.Name)
 	copy(attr.MapName[:uapi.ObjNameLen-1], name)
-	h, err := command.Create(&attr, command.Options{PossibleCPUs: opts.PossibleCPUs})
+	h, err := command.Create(&attr, command.Options{PossibleCPUs: opts.PossibleCPUs, CPU: opts.CPU})
 	if err != nil {
 		return nil, wrap(opCreate, err)
 	}
@@ -164,6 +177,11 @@ func (m *Map) keySlow(o op, key any) ([]byte, error) {
 // valueOut may be a []byte of the value size, an unsafe.Pointer, a pointer
 // to a fixed-size value or an encoding.BinaryUnmarshaler; for per-CPU maps
 // a slice or a pointer to a slice with one element per possible CPU.
+//
+// Lookup is the bpf(2) syscall's lookup: on LRU maps it does not count as
+// a use of the key (the kernel's syscall lookups never mark an element
+// referenced). LookupAndTouch is the lookup a BPF program makes, which
+// does.
 func (m *Map) Lookup(key, valueOut any) error {
 	return m.LookupWithFlags(key, valueOut, 0)
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -13,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfmap/bpfmap"
+	"github.com/bpfmap/bpfmap/ringbuf"
 )
 
 func main() {
@@ -23,6 +25,9 @@ func main() {
 	percpuArrayTour()
 	queueStackTour()
 	bloomTour()
+	lruTour()
+	lpmTour()
+	ringTour()
 	notYet()
 }
 
@@ -156,7 +161,74 @@ func bloomTour() {
 	fmt.Printf("  delete from a bloom filter: %v\n", m.Delete(nil))
 }
 
+func lruTour() {
+	// CPU 0 for every operation and the kernel's 2 possible CPUs of the
+	// test machines: the same evictions as a kernel map whose syscalls all
+	// run on CPU 0.
+	m, err := bpfmap.NewMapWithOptions(&ebpf.MapSpec{
+		Name: "cache", Type: ebpf.LRUHash, KeySize: 4, ValueSize: 8, MaxEntries: 8,
+	}, bpfmap.MapOptions{PossibleCPUs: 2, CPU: func() int { return 0 }})
+	must(err)
+	defer m.Close()
+	for k := range uint32(8) {
+		must(m.Put(k, uint64(k)*100))
+	}
+	var v uint64
+	must(m.LookupAndTouch(uint32(2), &v)) // a cache hit: key 2 is kept
+	must(m.Put(uint32(8), uint64(800)))   // full: evicts a batch of 2 keys
+	var keys []uint32
+	for k := range bpfmap.Entries[uint32, uint64](m) {
+		keys = append(keys, k)
+	}
+	fmt.Printf("created %v; 9 keys into 8 entries after touching key 2: %d keys left %v\n", m, len(keys), keys)
+	fmt.Printf("  update with BPF_NOEXIST of a present key: %v\n", m.Update(uint32(8), uint64(1), ebpf.UpdateNoExist))
+}
+
+func lpmTour() {
+	m, err := bpfmap.NewMap(&ebpf.MapSpec{Name: "routes", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 4,
+		MaxEntries: 16, Flags: 1}) // BPF_F_NO_PREALLOC
+	must(err)
+	defer m.Close()
+	key := func(prefixlen uint32, a, b, c, d byte) []byte {
+		return append(binary.NativeEndian.AppendUint32(nil, prefixlen), a, b, c, d)
+	}
+	must(m.Put(key(8, 10, 0, 0, 0), uint32(1)))
+	must(m.Put(key(16, 10, 1, 0, 0), uint32(2)))
+	must(m.Put(key(24, 10, 1, 2, 7), uint32(3))) // host bits are kept verbatim
+	var hop uint32
+	must(m.Lookup(key(32, 10, 1, 9, 9), &hop))
+	fmt.Printf("created %v; 10.1.9.9 matches the /16 -> %d\n", m, hop)
+	fmt.Print("  GET_NEXT_KEY post-order:")
+	k := make([]byte, 8)
+	for err := m.NextKey(nil, k); err == nil; err = m.NextKey(k, k) {
+		fmt.Printf(" %d.%d.%d.%d/%d", k[4], k[5], k[6], k[7], binary.NativeEndian.Uint32(k))
+	}
+	fmt.Println()
+}
+
+func ringTour() {
+	m, err := bpfmap.NewMap(&ebpf.MapSpec{Name: "events", Type: ebpf.RingBuf, MaxEntries: 4096})
+	must(err)
+	defer m.Close()
+	rd, err := ringbuf.NewReader(m)
+	must(err)
+	defer rd.Close()
+	must(m.RingOutput([]byte("hello")))
+	rec, err := m.RingReserve(5)
+	must(err)
+	copy(rec.Bytes(), "world")
+	rec.Submit()
+	fmt.Printf("created %v; read:", m)
+	for range 2 {
+		r, err := rd.Read()
+		must(err)
+		fmt.Printf(" %q", r.RawSample)
+	}
+	fmt.Printf(" (lookup: %v)\n", m.Lookup(nil, make([]byte, 0)))
+}
+
 func notYet() {
-	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 8, ValueSize: 8, MaxEntries: 1})
+	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, MaxEntries: 1,
+		InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}})
 	fmt.Printf("not implemented yet: %v\n", err)
 }

@@ -18,21 +18,27 @@ import (
 	"github.com/bpfmap/bpfmap/internal/array"
 	"github.com/bpfmap/bpfmap/internal/bloom"
 	"github.com/bpfmap/bpfmap/internal/hash"
+	"github.com/bpfmap/bpfmap/internal/lpm"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/queue"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/ringbuf"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
 // families maps each implemented type to its family.
 var families = map[uapi.MapType]mapops.Family{
-	uapi.MapTypeHash:        hash.Family,
-	uapi.MapTypePercpuHash:  hash.Family,
-	uapi.MapTypeArray:       array.Family,
-	uapi.MapTypePercpuArray: array.Family,
-	uapi.MapTypeQueue:       queue.Family,
-	uapi.MapTypeStack:       queue.Family,
-	uapi.MapTypeBloomFilter: bloom.Family,
+	uapi.MapTypeHash:          hash.Family,
+	uapi.MapTypePercpuHash:    hash.Family,
+	uapi.MapTypeLRUHash:       hash.Family,
+	uapi.MapTypeLRUPercpuHash: hash.Family,
+	uapi.MapTypeLPMTrie:       lpm.Family,
+	uapi.MapTypeArray:         array.Family,
+	uapi.MapTypePercpuArray:   array.Family,
+	uapi.MapTypeQueue:         queue.Family,
+	uapi.MapTypeStack:         queue.Family,
+	uapi.MapTypeBloomFilter:   bloom.Family,
+	uapi.MapTypeRingbuf:       ringbuf.Family,
 }
 
 // Implemented reports whether bpfmap implements map type t.
@@ -84,6 +90,12 @@ type Options struct {
 	PossibleCPUs int
 	// Unprivileged drops CAP_SYS_ADMIN (BPF_F_ZERO_SEED on hash maps → EPERM).
 	Unprivileged bool
+	// CPU returns the CPU an operation runs on, for the types whose
+	// behaviour depends on it (LRU_HASH and LRU_PERCPU_HASH: which CPU's
+	// LRU lists an update uses, and so which keys it evicts). The result is
+	// reduced modulo the possible CPUs (negative → 0). nil: the scheduler
+	// processor running the caller (internal/cpuid).
+	CPU func() int
 }
 
 // Map is one map object: its region, operations and identity. It lives
@@ -202,7 +214,7 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	ma := &mapops.Attr{
 		Type: t, KeySize: a.KeySize, ValueSize: a.ValueSize, MaxEntries: a.MaxEntries,
 		Flags: flags, NumaNode: a.NumaNode, MapExtra: a.MapExtra, InnerMapFD: a.InnerMapFD,
-		PossibleCPUs: ncpu, SysAdmin: !o.Unprivileged,
+		PossibleCPUs: ncpu, SysAdmin: !o.Unprivileged, CPU: o.CPU,
 	}
 	if err := fam.Check(ma); err != nil {
 		return nil, err

@@ -92,9 +92,9 @@ func TestHandleLifecycle(t *testing.T) {
 }
 
 func TestUnsupportedType(t *testing.T) {
-	_, err := Create(&CreateAttr{MapType: uint32(uapi.MapTypeLRUHash), KeySize: 4, ValueSize: 4, MaxEntries: 2}, Options{})
+	_, err := Create(&CreateAttr{MapType: uint32(uapi.MapTypeStackTrace), KeySize: 4, ValueSize: 8, MaxEntries: 2}, Options{})
 	var ute *UnsupportedTypeError
-	if !errors.As(err, &ute) || ute.Type != uapi.MapTypeLRUHash || ute.Errno() != uapi.EINVAL {
+	if !errors.As(err, &ute) || ute.Type != uapi.MapTypeStackTrace || ute.Errno() != uapi.EINVAL {
 		t.Fatalf("%v", err)
 	}
 	if got := TypeName(uapi.MapTypeBloomFilter); got != "bloom_filter" {

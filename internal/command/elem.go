@@ -3,6 +3,7 @@ package command
 import (
 	"sync/atomic"
 
+	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
@@ -48,6 +49,22 @@ func (h *Handle) lookup(key, value []byte, flags uint64) error {
 		return uapi.EFAULT
 	}
 	return m.ops.Lookup(key, value[:m.sysVal])
+}
+
+// LookupTouch is the lookup a BPF program makes (bpf_map_lookup_elem from
+// a program), with the syscall's argument rules: for LRU hash maps it also
+// marks the element referenced, which a syscall lookup never does; for
+// every other type it is Lookup.
+func (h *Handle) LookupTouch(key, value []byte) error {
+	m, err := h.live()
+	if err != nil {
+		return err
+	}
+	pl, ok := m.ops.(mapops.ProgLookuper)
+	if !ok || !h.canRead() || uint32(len(value)) < m.sysVal || uint32(len(key)) < m.keySize || m.keySize == 0 {
+		return h.lookup(key, value, 0)
+	}
+	return pl.LookupTouch(key[:m.keySize], value[:m.sysVal])
 }
 
 // Update is BPF_MAP_UPDATE_ELEM.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package difftest
 
 import (
@@ -117,11 +119,21 @@ func newEngine(tb testing.TB, a kbpf.CreateAttr, r src, label string) *engine {
 	}
 	if e.hash {
 		e.nb = 1
-		for e.nb < a.MaxEntries {
+		for e.nb < effectiveMax(&a) {
 			e.nb <<= 1
 		}
 	}
 	return e
+}
+
+// effectiveMax is max_entries after BPF_F_NO_COMMON_LRU's rounding up to a
+// multiple of the possible CPUs.
+func effectiveMax(a *kbpf.CreateAttr) uint32 {
+	if !isLRU(a.MapType) || a.MapFlags&fNoCommonLRU == 0 {
+		return a.MaxEntries
+	}
+	n := uint64(ncpu())
+	return uint32((uint64(a.MaxEntries) + n - 1) / n * n)
 }
 
 func (e *engine) close() {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package difftest
 
 import (
@@ -7,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/command"
 	"github.com/bpfmap/bpfmap/internal/kbpf"
+	"golang.org/x/sys/unix"
 )
 
 // Map types, flags and commands of the uapi, spelled out here so the tests
@@ -23,6 +27,8 @@ const (
 	tArray       = 2
 	tPercpuHash  = 5
 	tPercpuArray = 6
+	tLRU         = 9
+	tLRUPercpu   = 10
 	tQueue       = 22
 	tStack       = 23
 	tBloom       = 30
@@ -57,7 +63,7 @@ const (
 // peek and pop instead of keys; lockTypes are all types the lockstep tests
 // run.
 var (
-	allTypes     = []uint32{tHash, tArray, tPercpuHash, tPercpuArray}
+	allTypes     = []uint32{tHash, tArray, tPercpuHash, tPercpuArray, tLRU, tLRUPercpu}
 	keylessTypes = []uint32{tQueue, tStack, tBloom}
 	lockTypes    = append(append([]uint32(nil), allTypes...), keylessTypes...)
 )
@@ -72,6 +78,10 @@ func typeName(t uint32) string {
 		return "PERCPU_HASH"
 	case tPercpuArray:
 		return "PERCPU_ARRAY"
+	case tLRU:
+		return "LRU_HASH"
+	case tLRUPercpu:
+		return "LRU_PERCPU_HASH"
 	case tQueue:
 		return "QUEUE"
 	case tStack:
@@ -82,8 +92,13 @@ func typeName(t uint32) string {
 	return "type" + strconv.Itoa(int(t))
 }
 
-func isHash(t uint32) bool   { return t == tHash || t == tPercpuHash }
-func isPercpu(t uint32) bool { return t == tPercpuHash || t == tPercpuArray }
+func isHash(t uint32) bool {
+	return t == tHash || t == tPercpuHash || t == tLRU || t == tLRUPercpu
+}
+func isLRU(t uint32) bool { return t == tLRU || t == tLRUPercpu }
+func isPercpu(t uint32) bool {
+	return t == tPercpuHash || t == tPercpuArray || t == tLRUPercpu
+}
 func isKeyless(t uint32) bool {
 	return t == tQueue || t == tStack || t == tBloom
 }
@@ -212,7 +227,34 @@ func toCommand(a *kbpf.CreateAttr) *command.CreateAttr {
 // ncpu is the kernel's number of possible CPUs, which bpfmap must model.
 func ncpu() int { return command.PossibleCPUs() }
 
-func options() command.Options { return command.Options{PossibleCPUs: ncpu()} }
+// options model the kernel's possible CPUs, and every operation runs on
+// CPU 0: the kernel side of tests that depend on the CPU (LRU maps) runs on
+// a thread pinned to CPU 0 (pinCPU).
+func options() command.Options {
+	return command.Options{PossibleCPUs: ncpu(), CPU: func() int { return 0 }}
+}
+
+// pinCPU locks the calling goroutine to its thread and pins the thread to
+// CPU cpu, so that the kernel's LRU sees every command on that CPU. The
+// returned function restores the thread's affinity and unlocks it.
+func pinCPU(tb testing.TB, cpu int) (restore func()) {
+	tb.Helper()
+	runtime.LockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
+		tb.Fatalf("sched_getaffinity: %v", err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		runtime.UnlockOSThread()
+		tb.Fatalf("sched_setaffinity(CPU %d): %v", cpu, err)
+	}
+	return func() {
+		_ = unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	}
+}
 
 func roundUp8(v uint32) int { return int((uint64(v) + 7) &^ 7) }
 

@@ -1,5 +1,5 @@
-// Package hash implements BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_PERCPU_HASH over
-// a flat region, with the kernel's observable structure: jhash/jhash2 with
+// Package hash implements BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
+// BPF_MAP_TYPE_LRU_HASH and BPF_MAP_TYPE_LRU_PERCPU_HASH over a flat region, with the kernel's observable structure: jhash/jhash2 with
 // the map's seed, roundup_pow_of_two(max_entries) buckets, singly linked
 // chains with head insertion, an update that moves a key to the front of its
 // chain (in place for per-CPU maps), and an element count that is exact.
@@ -53,6 +53,22 @@
 // through their next words; overflow elements never used come from a bump
 // counter, so creating a map touches no page until it is used. All-zero
 // bytes are the valid empty map.
+//
+// # LRU maps
+//
+// LRU maps share the table, the element layout and the lock-free readers,
+// but not the allocation: their elements are exactly the LRU's max_entries
+// nodes (after BPF_F_NO_COMMON_LRU's rounding), the home elements of slots
+// 0..max_entries-1 used as a plain node array whatever bucket a key hashes
+// to, with no overflow pool. The node array of the LRU (lru.go) follows the
+// slots. An update obtains a node from the LRU first — which may evict,
+// taking the LRU locks and one victim bucket lock at a time — and only then
+// takes its key's bucket lock and applies BPF_NOEXIST/BPF_EXIST, as the
+// kernel does; a node freed by a delete or a failed update goes back to the
+// LRU after the bucket lock is dropped. LRU_PERCPU_HASH updates a key in
+// place: a one-word value with one atomic store, a larger one with the
+// element's sequence word odd meanwhile, so readers retry instead of seeing
+// a torn value.
 package hash
 
 import (
@@ -67,7 +83,7 @@ import (
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
-// Family creates HASH and PERCPU_HASH maps.
+// Family creates HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH maps.
 var Family mapops.Family = family{}
 
 type family struct{}
@@ -149,14 +165,32 @@ type geometry struct {
 	pool     uint64 // overflow elements
 	slotOff  uint64 // region offset of slot 0
 	overOff  uint64 // region offset of overflow element 0
+	maxEnt   uint32 // max_entries after the NO_COMMON_LRU rounding
+	lruOff   uint64 // region offset of the LRU area (LRU maps)
+	lruSize  uint64 // bytes of the LRU area
+}
+
+// effectiveMax is max_entries after BPF_F_NO_COMMON_LRU's rounding up to a
+// multiple of the possible CPUs (down if rounding up overflows u32).
+func effectiveMax(a *mapops.Attr) uint32 {
+	if !lru(a.Type) || a.Flags&uapi.FNoCommonLRU == 0 {
+		return a.MaxEntries
+	}
+	n := uint64(a.PossibleCPUs)
+	up := (uint64(a.MaxEntries) + n - 1) / n * n
+	if up > 1<<32-1 {
+		return uint32(uint64(a.MaxEntries) / n * n)
+	}
+	return uint32(up)
 }
 
 func geometryOf(a *mapops.Attr) (geometry, error) {
 	var g geometry
-	if a.MaxEntries > 1<<31 {
+	g.maxEnt = effectiveMax(a)
+	if g.maxEnt > 1<<31 {
 		return g, uapi.E2BIG
 	}
-	nb := mapops.RoundUpPow2(a.MaxEntries)
+	nb := mapops.RoundUpPow2(g.maxEnt)
 	if nb > (1<<32-1)/16 { // the kernel's bucket-array overflow check
 		return g, uapi.E2BIG
 	}
@@ -170,8 +204,18 @@ func geometryOf(a *mapops.Attr) (geometry, error) {
 	g.elemSize = g.valOff + g.valArea
 	g.slotSize = 8 + g.elemSize
 	g.pool = uint64(a.MaxEntries) + spares
+	if lru(a.Type) {
+		// LRU maps' elements are the LRU's max_entries nodes: the home
+		// elements of slots 0..max_entries-1, whatever bucket their key
+		// hashes to. There is no overflow pool.
+		g.pool = 0
+	}
 	g.slotOff = region.HeaderSize + hdrSize
 	g.overOff = g.slotOff + nb*g.slotSize
+	if lru(a.Type) {
+		g.lruOff = (g.overOff + 63) &^ 63
+		g.lruSize = lruAreaSize(g.maxEnt, a)
+	}
 	return g, nil
 }
 
@@ -189,19 +233,24 @@ func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	} else {
 		kElem += mapops.RoundUp8(a.ValueSize)
 	}
-	entries := uint64(a.MaxEntries)
-	if !percpu(a.Type) {
+	entries := uint64(g.maxEnt)
+	extra := !percpu(a.Type) && !lru(a.Type)
+	if extra {
 		entries += ncpu // the kernel's extra elements for in-place replacement
 	}
 	memlock := kernelHtabSize + 16*uint64(g.nBuckets) + kElem*entries
 	if percpu(a.Type) {
 		memlock += mapops.RoundUp8(a.ValueSize) * ncpu * entries
-	} else {
+	} else if extra {
 		memlock += 8 * ncpu
 	}
+	body := g.overOff - region.HeaderSize + g.pool*g.slotSize
+	if lru(a.Type) {
+		body = g.lruOff + g.lruSize - region.HeaderSize
+	}
 	return mapops.Layout{
-		BodySize:   g.overOff - region.HeaderSize + g.pool*g.slotSize,
-		MaxEntries: a.MaxEntries,
+		BodySize:   body,
+		MaxEntries: g.maxEnt,
 		Memlock:    memlock,
 	}, nil
 }
@@ -244,6 +293,10 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 	if percpu(a.Type) {
 		m.copySize = g.valArea
 	}
+	if lru(a.Type) {
+		m.max = g.maxEnt
+		m.lru = newLRU(m, a)
+	}
 	return m, nil
 }
 
@@ -258,7 +311,8 @@ type Map struct {
 	copySize uint64 // bytes a lookup copies out: value_size, or the per-CPU area
 	seed     uint32
 	max      uint32
-	inPlace  bool // per-CPU: replace at the same chain position
+	inPlace  bool      // per-CPU: replace at the same chain position
+	lru      *lruState // LRU maps only
 	count    *uint32
 	free     *uint64
 	fresh    *uint32
@@ -602,6 +656,9 @@ func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool)
 // Update inserts or replaces key. UPDATE flag validity is checked by the
 // command layer.
 func (m *Map) Update(key, value []byte, flags uint64) error {
+	if m.lru != nil {
+		return m.lruUpdate(key, value, flags)
+	}
 	var hv, b, old uint32
 	var slot uint64
 	if m.keySize == 4 {
@@ -704,7 +761,13 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 		next = 0
 	}
 	region.StoreRelease32(m.mem.Uint32(slot), next)
-	m.release(ref)
+	if m.lru != nil {
+		// The node goes back to the LRU after the bucket lock is dropped
+		// (lruFree); readers holding it see its sequence change.
+		atomic.AddUint32(m.seqOf(m.elem(ref)), 1)
+	} else {
+		m.release(ref)
+	}
 	atomic.AddUint32(m.count, ^uint32(0))
 }
 
@@ -720,6 +783,9 @@ func (m *Map) Delete(key []byte) error {
 	}
 	m.unlink(b, ref, slot)
 	m.unlock(b)
+	if m.lru != nil {
+		m.lru.pushFree(ref - 1)
+	}
 	return nil
 }
 
@@ -736,6 +802,9 @@ func (m *Map) LookupAndDelete(key, value []byte) error {
 	m.copyValue(value, m.elem(ref))
 	m.unlink(b, ref, slot)
 	m.unlock(b)
+	if m.lru != nil {
+		m.lru.pushFree(ref - 1)
+	}
 	return nil
 }
 
@@ -833,15 +902,32 @@ func (m *Map) NumBuckets() uint32 { return m.g.nBuckets }
 // in the keys and values buffers.
 func (m *Map) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (uint32, bool) {
 	m.lock(b)
-	defer m.unlock(b)
+	n, copied, freed := m.copyBucket(b, keys, values, room, del)
+	m.unlock(b)
+	// LRU nodes of deleted elements go back to the LRU without the bucket
+	// lock, last deleted first (as the kernel frees its batch list).
+	for freed != 0 {
+		e := m.elem(freed)
+		next := atomic.LoadUint32(m.nextOf(e))
+		m.lru.pushFree(freed - 1)
+		freed = next
+	}
+	return n, copied
+}
+
+// copyBucket is CopyBucket under bucket b's lock. For LRU maps with del it
+// returns the deleted elements chained through their next words (no reader
+// follows those: their sequences changed when they were unlinked).
+func (m *Map) copyBucket(b uint32, keys, values []byte, room uint32, del bool) (uint32, bool, uint32) {
 	n := uint32(0)
 	for ref := *m.mem.Uint32(m.headOff(b)); isElem(ref); ref = *m.nextOf(m.elem(ref)) {
 		n++
 	}
 	ks, vs := m.keySize, m.copySize
 	if n == 0 || n > room || uint64(n)*ks > uint64(len(keys)) || uint64(n)*vs > uint64(len(values)) {
-		return n, n == 0
+		return n, n == 0, 0
 	}
+	freed := uint32(0)
 	i := uint64(0)
 	for ref := *m.mem.Uint32(m.headOff(b)); isElem(ref); i++ {
 		e := m.elem(ref)
@@ -850,10 +936,14 @@ func (m *Map) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (
 		nref := *m.nextOf(e)
 		if del {
 			m.unlink(b, ref, m.headOff(b))
+			if m.lru != nil {
+				region.StoreRelease32(m.nextOf(e), freed)
+				freed = ref
+			}
 		}
 		ref = nref
 	}
-	return n, true
+	return n, true, freed
 }
 
 // Count is the number of elements in the map.

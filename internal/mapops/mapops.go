@@ -26,6 +26,18 @@ type Attr struct {
 	PossibleCPUs int
 	// SysAdmin models CAP_SYS_ADMIN (needed for BPF_F_ZERO_SEED on hash maps).
 	SysAdmin bool
+	// CPU returns the CPU (in any range; reduced modulo PossibleCPUs) an
+	// operation runs on, for types whose behaviour depends on it (the LRU
+	// hash maps' per-CPU lists). nil: the processor running the caller
+	// (internal/cpuid).
+	CPU func() int
+}
+
+// ProgLookuper is implemented by maps whose BPF-program lookup differs from
+// the syscall one: LRU hash maps, where a program's lookup marks the
+// element referenced and a syscall lookup does not.
+type ProgLookuper interface {
+	LookupTouch(key, value []byte) error
 }
 
 // Family creates maps of one or more types.

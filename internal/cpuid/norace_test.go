@@ -1,0 +1,5 @@
+//go:build !race
+
+package cpuid
+
+const raceEnabled = false

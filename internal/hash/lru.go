@@ -1,0 +1,757 @@
+package hash
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/bpfmap/bpfmap/internal/cpuid"
+	"github.com/bpfmap/bpfmap/internal/jhash"
+	"github.com/bpfmap/bpfmap/internal/mapops"
+	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// The LRU of LRU_HASH and LRU_PERCPU_HASH maps: the kernel's
+// kernel/bpf/bpf_lru_list.c algorithm, re-implemented over the region so
+// that the set of surviving keys after any sequence of operations equals
+// the kernel's when both run on the same CPUs.
+//
+// # Nodes and lists
+//
+// Node i is element i+1 (the home element of slot i; see the package doc).
+// Its LRU record lives in a parallel node array in the LRU area:
+// {prev u32, next u32, meta u32 (list type | cpu<<8), ref u32}. Lists are
+// circular and doubly linked through node indices, each with a sentinel
+// node after the max_entries element nodes.
+//
+// Common LRU (the default): a global active, inactive and free list, and
+// per CPU a pending and a local free list. The global free list starts
+// empty with a "fresh" counter over all nodes: free nodes are
+// indistinguishable, so handing out never-used nodes by counting is the
+// kernel's initial free list without touching every node at creation.
+//
+// BPF_F_NO_COMMON_LRU: per CPU an active, inactive and free list (with a
+// fresh counter over that CPU's share of the nodes).
+//
+// # Locks
+//
+// Each LRU list (the global one, or each CPU's with NO_COMMON_LRU) and each
+// CPU's local lists have a spin-lock word in the region. The order is the
+// kernel's: a CPU's local lock, then the global lock, then (to evict) one
+// bucket lock at a time. No LRU lock is ever taken while a bucket lock is
+// held: an update obtains its node first and takes its key's bucket lock
+// afterwards; a delete returns the node after dropping the bucket lock.
+//
+// The referenced bit is a separate word, set without a lock by program-side
+// lookups (LookupTouch), as a BPF program's lookup sets it in the kernel.
+
+// Node list types (the kernel's enum bpf_lru_list_type).
+const (
+	tActive = iota
+	tInactive
+	tFree
+	tLocalFree
+	tLocalPending
+)
+
+const (
+	noNode = 1<<32 - 1
+
+	nodeSize = 16
+
+	localFreeTarget = 128 // LOCAL_FREE_TARGET, the common LRU's cap
+	localNrScans    = 128
+	percpuFreeTgt   = 4 // PERCPU_FREE_TARGET
+	percpuNrScans   = 4
+
+	// LRU area header words.
+	lruInit = 0 // u32: non-zero once the sentinels are initialised
+	lruHdr  = 64
+
+	// An LRU list header (one cache line): lock, next_inactive_rotation,
+	// counts[active], counts[inactive], fresh, fresh end.
+	llLock    = 0
+	llNIR     = 4
+	llActive  = 8
+	llInact   = 12
+	llFresh   = 16
+	llFreshTo = 20
+	llSize    = 64
+	// A common LRU's per-CPU local header: lock, next_steal.
+	locLock  = 0
+	locSteal = 4
+	locSize  = 64
+)
+
+// lruAreaSize is the size of the LRU area of a map with n nodes.
+func lruAreaSize(n uint32, a *mapops.Attr) uint64 {
+	ncpu := uint64(a.PossibleCPUs)
+	var hdrs, sentinels uint64
+	if a.Flags&uapi.FNoCommonLRU != 0 {
+		hdrs = ncpu * llSize
+		sentinels = 3 * ncpu
+	} else {
+		hdrs = llSize + ncpu*locSize
+		sentinels = 3 + 2*ncpu
+	}
+	return lruHdr + hdrs + (uint64(n)+sentinels)*nodeSize
+}
+
+// lruState is one map's LRU.
+type lruState struct {
+	m       *Map
+	mem     region.Mem
+	n       uint32 // element nodes
+	ncpu    uint32
+	percpu  bool // BPF_F_NO_COMMON_LRU
+	target  uint32
+	nrScans uint32
+	hdrOff  uint64 // first list header
+	nodeOff uint64
+	cpuFn   func() int
+}
+
+func newLRU(m *Map, a *mapops.Attr) *lruState {
+	g := &m.g
+	l := &lruState{
+		m: m, mem: m.mem, n: g.maxEnt, ncpu: uint32(a.PossibleCPUs),
+		percpu: a.Flags&uapi.FNoCommonLRU != 0, cpuFn: a.CPU,
+		hdrOff: g.lruOff + lruHdr,
+	}
+	if l.percpu {
+		l.nrScans = percpuNrScans
+		l.nodeOff = l.hdrOff + uint64(l.ncpu)*llSize
+	} else {
+		l.nrScans = localNrScans
+		l.target = min(max(l.n/l.ncpu/2, 1), localFreeTarget)
+		l.nodeOff = l.hdrOff + llSize + uint64(l.ncpu)*locSize
+	}
+	if w := l.mem.Uint32(g.lruOff + lruInit); atomic.LoadUint32(w) == 0 {
+		l.init()
+		atomic.StoreUint32(w, 1)
+	}
+	return l
+}
+
+// init sets up the sentinels and fresh counters of a new map.
+func (l *lruState) init() {
+	self := func(s uint32) {
+		*l.prev(s), *l.next(s) = s, s
+	}
+	if l.percpu {
+		per := l.n / l.ncpu
+		for c := uint32(0); c < l.ncpu; c++ {
+			h := l.ll(c)
+			for k := uint32(0); k < 3; k++ {
+				self(l.head(c, k))
+			}
+			*l.mem.Uint32(h + llNIR) = l.head(c, tInactive)
+			*l.mem.Uint32(h + llFresh) = c * per
+			*l.mem.Uint32(h + llFreshTo) = (c + 1) * per
+		}
+		return
+	}
+	h := l.ll(0)
+	for k := uint32(0); k < 3; k++ {
+		self(l.head(0, k))
+	}
+	*l.mem.Uint32(h + llNIR) = l.head(0, tInactive)
+	*l.mem.Uint32(h + llFresh) = 0
+	*l.mem.Uint32(h + llFreshTo) = l.n
+	for c := uint32(0); c < l.ncpu; c++ {
+		self(l.pendingHead(c))
+		self(l.localFreeHead(c))
+		*l.mem.Uint32(l.loc(c) + locSteal) = c
+	}
+}
+
+// ---- node and list accessors ----
+
+func (l *lruState) nd(i uint32) uint64     { return l.nodeOff + uint64(i)*nodeSize }
+func (l *lruState) prev(i uint32) *uint32  { return l.mem.Uint32(l.nd(i)) }
+func (l *lruState) next(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 4) }
+func (l *lruState) meta(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 8) }
+func (l *lruState) refw(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 12) }
+func (l *lruState) typ(i uint32) uint32    { return atomic.LoadUint32(l.meta(i)) & 0xff }
+func (l *lruState) cpuOf(i uint32) uint32  { return atomic.LoadUint32(l.meta(i)) >> 8 }
+func (l *lruState) isRef(i uint32) bool    { return atomic.LoadUint32(l.refw(i)) != 0 }
+func (l *lruState) clearRef(i uint32)      { atomic.StoreUint32(l.refw(i), 0) }
+func (l *lruState) setType(i, t uint32)    { atomic.StoreUint32(l.meta(i), l.cpuOf(i)<<8|t) }
+func (l *lruState) setMeta(i, t, c uint32) { atomic.StoreUint32(l.meta(i), c<<8|t) }
+
+// setRef is bpf_lru_node_set_ref.
+func (l *lruState) setRef(i uint32) {
+	if w := l.refw(i); atomic.LoadUint32(w) == 0 {
+		atomic.StoreUint32(w, 1)
+	}
+}
+
+// ll is the offset of LRU list c's header (c = 0 for the common LRU).
+func (l *lruState) ll(c uint32) uint64 { return l.hdrOff + uint64(c)*llSize }
+
+// loc is the offset of CPU c's local header (common LRU).
+func (l *lruState) loc(c uint32) uint64 { return l.hdrOff + llSize + uint64(c)*locSize }
+
+// head is the sentinel of list k (tActive, tInactive, tFree) of LRU list c.
+func (l *lruState) head(c, k uint32) uint32 { return l.n + 3*c + k }
+
+// pendingHead and localFreeHead are CPU c's local lists (common LRU).
+func (l *lruState) pendingHead(c uint32) uint32   { return l.n + 3 + 2*c }
+func (l *lruState) localFreeHead(c uint32) uint32 { return l.n + 4 + 2*c }
+
+func (l *lruState) listAdd(i, h uint32) {
+	first := *l.next(h)
+	*l.next(i), *l.prev(i) = first, h
+	*l.prev(first) = i
+	*l.next(h) = i
+}
+
+func (l *lruState) listDel(i uint32) {
+	p, n := *l.prev(i), *l.next(i)
+	*l.next(p) = n
+	*l.prev(n) = p
+}
+
+func (l *lruState) listMove(i, h uint32) {
+	l.listDel(i)
+	l.listAdd(i, h)
+}
+
+func (l *lruState) empty(h uint32) bool { return *l.next(h) == h }
+
+func (l *lruState) spin(w *uint32) {
+	for spins := 0; !atomic.CompareAndSwapUint32(w, 0, 1); spins++ {
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
+}
+
+func (l *lruState) unspin(w *uint32) { atomic.StoreUint32(w, 0) }
+
+// ---- the kernel's list operations over one LRU list (header off h, lists of c) ----
+
+type lruList struct {
+	hdr uint64
+	c   uint32 // index for head()
+}
+
+func (l *lruState) nir(L lruList) *uint32 { return l.mem.Uint32(L.hdr + llNIR) }
+
+func (l *lruState) countInc(L lruList, t uint32) {
+	if t < tFree {
+		*l.mem.Uint32(L.hdr + llActive + 4*uint64(t))++
+	}
+}
+
+func (l *lruState) countDec(L lruList, t uint32) {
+	if t < tFree {
+		*l.mem.Uint32(L.hdr + llActive + 4*uint64(t))--
+	}
+}
+
+func (l *lruState) count(L lruList, t uint32) uint32 {
+	return *l.mem.Uint32(L.hdr + llActive + 4*uint64(t))
+}
+
+// freeFirst is the first node of L's free list, materialising a fresh node
+// if the list itself is empty; noNode if there is none.
+func (l *lruState) freeFirst(L lruList) uint32 {
+	h := l.head(L.c, tFree)
+	if !l.empty(h) {
+		return *l.next(h)
+	}
+	fw := l.mem.Uint32(L.hdr + llFresh)
+	if *fw >= *l.mem.Uint32(L.hdr + llFreshTo) {
+		return noNode
+	}
+	i := *fw
+	*fw++
+	c := uint32(0)
+	if l.percpu {
+		c = L.c
+	}
+	l.setMeta(i, tFree, c)
+	l.clearRef(i)
+	l.listAdd(i, h)
+	return i
+}
+
+// moveToFree is __bpf_lru_node_move_to_free.
+func (l *lruState) moveToFree(L lruList, i, freeHead, t uint32) {
+	if nir := l.nir(L); *nir == i {
+		*nir = *l.prev(i)
+	}
+	l.countDec(L, l.typ(i))
+	l.setType(i, t)
+	l.listMove(i, freeHead)
+}
+
+// moveIn is __bpf_lru_node_move_in (pending → active/inactive).
+func (l *lruState) moveIn(L lruList, i, t uint32) {
+	l.countInc(L, t)
+	l.setType(i, t)
+	l.clearRef(i)
+	l.listMove(i, l.head(L.c, t))
+}
+
+// move is __bpf_lru_node_move (between active, inactive and free).
+func (l *lruState) move(L lruList, i, t uint32) {
+	if old := l.typ(i); old != t {
+		l.countDec(L, old)
+		l.countInc(L, t)
+		l.setType(i, t)
+	}
+	l.clearRef(i)
+	if nir := l.nir(L); *nir == i {
+		*nir = *l.prev(i)
+	}
+	l.listMove(i, l.head(L.c, t))
+}
+
+// rotateActive is __bpf_lru_list_rotate_active.
+func (l *lruState) rotateActive(L lruList) {
+	h := l.head(L.c, tActive)
+	first := *l.next(h)
+	n := uint32(0)
+	for i := *l.prev(h); i != h; {
+		p := *l.prev(i)
+		if l.isRef(i) {
+			l.move(L, i, tActive)
+		} else {
+			l.move(L, i, tInactive)
+		}
+		n++
+		if n == l.nrScans || i == first {
+			break
+		}
+		i = p
+	}
+}
+
+// rotateInactive is __bpf_lru_list_rotate_inactive.
+func (l *lruState) rotateInactive(L lruList) {
+	h := l.head(L.c, tInactive)
+	if l.empty(h) {
+		return
+	}
+	nir := l.nir(L)
+	last := *l.next(*nir)
+	if last == h {
+		last = *l.next(last)
+	}
+	cur, next := *nir, h
+	for n := uint32(0); n < l.nrScans; {
+		if cur == h {
+			cur = *l.prev(cur)
+			continue
+		}
+		next = *l.prev(cur)
+		if l.isRef(cur) {
+			l.move(L, cur, tActive)
+		}
+		if cur == last {
+			break
+		}
+		cur = next
+		n++
+	}
+	*nir = next
+}
+
+// rotate is __bpf_lru_list_rotate.
+func (l *lruState) rotate(L lruList) {
+	if l.count(L, tInactive) < l.count(L, tActive) {
+		l.rotateActive(L)
+	}
+	l.rotateInactive(L)
+}
+
+// shrinkInactive is __bpf_lru_list_shrink_inactive.
+func (l *lruState) shrinkInactive(L lruList, tgt, freeHead, t uint32) uint32 {
+	h := l.head(L.c, tInactive)
+	shrunk, n := uint32(0), uint32(0)
+	for i := *l.prev(h); i != h; {
+		p := *l.prev(i)
+		if l.isRef(i) {
+			l.move(L, i, tActive)
+		} else if l.evict(i) {
+			l.moveToFree(L, i, freeHead, t)
+			if shrunk++; shrunk == tgt {
+				break
+			}
+		}
+		if n++; n == l.nrScans {
+			break
+		}
+		i = p
+	}
+	return shrunk
+}
+
+// shrink is __bpf_lru_list_shrink: evict unreferenced inactive nodes, else
+// force-evict one node from the inactive (or active) list's tail.
+func (l *lruState) shrink(L lruList, tgt, freeHead, t uint32) uint32 {
+	if n := l.shrinkInactive(L, tgt, freeHead, t); n != 0 {
+		return n
+	}
+	h := l.head(L.c, tInactive)
+	if l.empty(h) {
+		h = l.head(L.c, tActive)
+	}
+	for i := *l.prev(h); i != h; {
+		p := *l.prev(i)
+		if l.evict(i) {
+			l.moveToFree(L, i, freeHead, t)
+			return 1
+		}
+		i = p
+	}
+	return 0
+}
+
+// evict is htab_lru_map_delete_node: unlink node i's element from its
+// bucket if it is there. It takes that one bucket lock.
+func (l *lruState) evict(i uint32) bool {
+	m := l.m
+	ref := i + 1
+	e := m.elem(ref)
+	b := atomic.LoadUint32(m.hashOf(e)) & m.mask
+	m.lock(b)
+	slot := m.headOff(b)
+	for r := *m.mem.Uint32(slot); isElem(r); r = *m.mem.Uint32(slot) {
+		if r == ref {
+			m.unlink(b, ref, slot)
+			m.unlock(b)
+			return true
+		}
+		slot = m.elem(r) + 4
+	}
+	m.unlock(b)
+	return false
+}
+
+// ---- common LRU ----
+
+func (l *lruState) global() lruList { return lruList{hdr: l.ll(0)} }
+
+// flush is __local_list_flush: CPU c's pending nodes, oldest first, to the
+// global active (referenced) or inactive list.
+func (l *lruState) flush(L lruList, c uint32) {
+	h := l.pendingHead(c)
+	for i := *l.prev(h); i != h; {
+		p := *l.prev(i)
+		if l.isRef(i) {
+			l.moveIn(L, i, tActive)
+		} else {
+			l.moveIn(L, i, tInactive)
+		}
+		i = p
+	}
+}
+
+// popFreeToLocal is bpf_lru_list_pop_free_to_local; CPU c's local lock is
+// held.
+func (l *lruState) popFreeToLocal(c uint32) {
+	L := l.global()
+	w := l.mem.Uint32(L.hdr + llLock)
+	l.spin(w)
+	l.flush(L, c)
+	l.rotate(L)
+	lf := l.localFreeHead(c)
+	nfree := uint32(0)
+	for nfree < l.target {
+		i := l.freeFirst(L)
+		if i == noNode {
+			break
+		}
+		l.moveToFree(L, i, lf, tLocalFree)
+		nfree++
+	}
+	if nfree < l.target {
+		l.shrink(L, l.target-nfree, lf, tLocalFree)
+	}
+	l.unspin(w)
+}
+
+func (l *lruState) localPopFree(c uint32) uint32 {
+	h := l.localFreeHead(c)
+	if l.empty(h) {
+		return noNode
+	}
+	i := *l.next(h)
+	l.listDel(i)
+	return i
+}
+
+// localPopPending is __local_list_pop_pending: the oldest unreferenced
+// pending node whose element can be evicted, else the oldest one.
+func (l *lruState) localPopPending(c uint32) uint32 {
+	h := l.pendingHead(c)
+	for _, force := range [2]bool{false, true} {
+		for i := *l.prev(h); i != h; i = *l.prev(i) {
+			if (force || !l.isRef(i)) && l.evict(i) {
+				l.listDel(i)
+				return i
+			}
+		}
+	}
+	return noNode
+}
+
+func (l *lruState) addPending(c, i uint32) {
+	l.setMeta(i, tLocalPending, c)
+	l.clearRef(i)
+	l.listAdd(i, l.pendingHead(c))
+}
+
+// commonPop is bpf_common_lru_pop_free on CPU c.
+func (l *lruState) commonPop(c uint32) uint32 {
+	lw := l.mem.Uint32(l.loc(c) + locLock)
+	l.spin(lw)
+	i := l.localPopFree(c)
+	if i == noNode {
+		l.popFreeToLocal(c)
+		i = l.localPopFree(c)
+	}
+	if i != noNode {
+		l.addPending(c, i)
+	}
+	l.unspin(lw)
+	if i != noNode {
+		return i
+	}
+	// Steal from the CPUs' local lists, round robin from next_steal.
+	sw := l.mem.Uint32(l.loc(c) + locSteal)
+	first := atomic.LoadUint32(sw)
+	steal := first
+	for {
+		w := l.mem.Uint32(l.loc(steal) + locLock)
+		l.spin(w)
+		i = l.localPopFree(steal)
+		if i == noNode {
+			i = l.localPopPending(steal)
+		}
+		l.unspin(w)
+		steal = (steal + 1) % l.ncpu
+		if i != noNode || steal == first {
+			break
+		}
+	}
+	atomic.StoreUint32(sw, steal)
+	if i != noNode {
+		l.spin(lw)
+		l.addPending(c, i)
+		l.unspin(lw)
+	}
+	return i
+}
+
+// commonPushFree is bpf_common_lru_push_free.
+func (l *lruState) commonPushFree(i uint32) {
+	if l.typ(i) == tLocalPending {
+		c := l.cpuOf(i)
+		w := l.mem.Uint32(l.loc(c) + locLock)
+		l.spin(w)
+		if l.typ(i) == tLocalPending {
+			l.setType(i, tLocalFree)
+			l.clearRef(i)
+			l.listMove(i, l.localFreeHead(c))
+			l.unspin(w)
+			return
+		}
+		l.unspin(w)
+	}
+	L := l.global()
+	w := l.mem.Uint32(L.hdr + llLock)
+	l.spin(w)
+	l.move(L, i, tFree)
+	l.unspin(w)
+}
+
+// ---- per-CPU LRU (BPF_F_NO_COMMON_LRU) ----
+
+func (l *lruState) pcpu(c uint32) lruList { return lruList{hdr: l.ll(c), c: c} }
+
+// percpuPop is bpf_percpu_lru_pop_free on CPU c.
+func (l *lruState) percpuPop(c uint32) uint32 {
+	L := l.pcpu(c)
+	w := l.mem.Uint32(L.hdr + llLock)
+	l.spin(w)
+	l.rotate(L)
+	fh := l.head(c, tFree)
+	i := l.freeFirst(L)
+	if i == noNode {
+		l.shrink(L, percpuFreeTgt, fh, tFree)
+		i = l.freeFirst(L)
+	}
+	if i != noNode {
+		l.clearRef(i)
+		l.move(L, i, tInactive)
+	}
+	l.unspin(w)
+	return i
+}
+
+func (l *lruState) percpuPushFree(i uint32) {
+	L := l.pcpu(l.cpuOf(i))
+	w := l.mem.Uint32(L.hdr + llLock)
+	l.spin(w)
+	l.move(L, i, tFree)
+	l.unspin(w)
+}
+
+// ---- the map's side ----
+
+// currentCPU is the CPU an operation runs on: the map's CPU function's
+// answer, else the calling thread's CPU (0 where it cannot be known), in
+// [0, possible CPUs).
+func (l *lruState) currentCPU() uint32 {
+	var c int
+	if l.cpuFn != nil {
+		c = l.cpuFn()
+	} else {
+		c = cpuid.Current()
+	}
+	if c < 0 {
+		return 0
+	}
+	return uint32(c) % l.ncpu
+}
+
+func (l *lruState) pop() uint32 {
+	c := l.currentCPU()
+	if l.percpu {
+		return l.percpuPop(c)
+	}
+	return l.commonPop(c)
+}
+
+// pushFree returns node i (whose element is unlinked) to the LRU.
+func (l *lruState) pushFree(i uint32) {
+	if l.percpu {
+		l.percpuPushFree(i)
+		return
+	}
+	l.commonPushFree(i)
+}
+
+// lruUpdate is htab_lru_map_update_elem and
+// htab_lru_percpu_map_update_elem: obtain a node first (possibly evicting),
+// then apply the flags under the bucket lock. LRU_HASH publishes the new
+// element at the chain head (referenced if it replaces a key) and frees the
+// old one; LRU_PERCPU_HASH updates an existing key in place (referenced),
+// and with BPF_EXIST obtains no node.
+func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
+	l := m.lru
+	var hv uint32
+	if m.keySize == 4 {
+		hv = jhash.Word(binary.LittleEndian.Uint32(key), m.seed)
+	} else {
+		hv = m.hash(key)
+	}
+	b := hv & m.mask
+	node := uint32(noNode)
+	if !m.inPlace || flags != uapi.Exist {
+		if node = l.pop(); node == noNode {
+			return uapi.ENOMEM
+		}
+		if !m.inPlace {
+			m.fill(node+1, hv, key, value)
+		}
+	}
+	m.lock(b)
+	old, slot := m.find(b, hv, key)
+	var err error
+	switch {
+	case old != 0 && flags == uapi.NoExist:
+		err = uapi.EEXIST
+	case old == 0 && flags == uapi.Exist:
+		err = uapi.ENOENT
+	case m.inPlace && old != 0:
+		l.setRef(old - 1)
+		m.storeInPlace(m.elem(old), value)
+	case m.inPlace:
+		n := node + 1
+		m.fill(n, hv, key, value)
+		m.linkHead(b, n, m.elem(n), m.mem.Uint32(m.headOff(b)))
+		atomic.AddUint32(m.count, 1)
+		node = noNode
+	default:
+		n := node + 1
+		e := m.elem(n)
+		m.linkHead(b, n, e, m.mem.Uint32(m.headOff(b)))
+		atomic.AddUint32(m.count, 1)
+		node = noNode
+		if old != 0 {
+			l.setRef(n - 1)
+			if slot == m.headOff(b) {
+				slot = e + 4
+			}
+			m.unlink(b, old, slot)
+		}
+	}
+	m.unlock(b)
+	switch {
+	case node != noNode:
+		l.pushFree(node) // failed update, or an in-place one
+	case old != 0 && !m.inPlace && err == nil:
+		l.pushFree(old - 1)
+	}
+	return err
+}
+
+// storeInPlace rewrites a live element's value under its bucket lock.
+// One-word values are stored atomically; larger ones under the element's
+// sequence word (odd while writing), so lock-free readers retry rather
+// than see a torn value.
+func (m *Map) storeInPlace(e uint64, value []byte) {
+	if m.g.valArea == 8 {
+		m.storeValue(e, value)
+		return
+	}
+	sp := m.seqOf(e)
+	atomic.AddUint32(sp, 1)
+	copy(m.valueOf(e), value[:m.copySize])
+	m.makeLive(e)
+}
+
+// LookupTouch is a BPF program's lookup: Lookup, and for LRU maps the
+// element found is marked referenced (bpf_lru_node_set_ref), so that the
+// LRU keeps it over unreferenced ones.
+func (m *Map) LookupTouch(key, value []byte) error {
+	if m.lru == nil {
+		return m.Lookup(key, value)
+	}
+	hv := m.hash(key)
+	b := hv & m.mask
+	out := value
+	for try := 0; try < readRetries; try++ {
+		ref, ok, done := m.read(b, hv, key, out)
+		if done {
+			if !ok {
+				return uapi.ENOENT
+			}
+			if &out[0] != &value[0] {
+				copy(value, out)
+			}
+			m.lru.setRef(ref - 1)
+			return nil
+		}
+		if &out[0] == &value[0] {
+			out = make([]byte, len(value))
+		}
+	}
+	m.lock(b)
+	ref, _ := m.find(b, hv, key)
+	if ref != 0 {
+		m.copyValue(value, m.elem(ref))
+		m.lru.setRef(ref - 1)
+	}
+	m.unlock(b)
+	if ref == 0 {
+		return uapi.ENOENT
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package ringbuf
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bpfmap/bpfmap/internal/region"
+)
+
+// ErrClosed is returned by a Reader's Read after Close; it is os.ErrClosed,
+// as cilium/ebpf's ringbuf.ErrClosed.
+var ErrClosed = os.ErrClosed
+
+// Record is one record read from the ring.
+type Record struct {
+	RawSample []byte
+	// Remaining is the number of bytes left to read in the ring after this
+	// record, at the time it was read.
+	Remaining int
+}
+
+// Reader consumes a ring, mirroring cilium/ebpf's ringbuf.Reader. Read and
+// ReadInto block (without spinning) until a record is committed, the
+// deadline passes (os.ErrDeadlineExceeded) or Close is called (ErrClosed).
+type Reader struct {
+	g        *Ring
+	mu       sync.Mutex // serializes reads
+	closed   atomic.Bool
+	deadline atomic.Int64 // unix nanoseconds; 0 = none
+	onClose  func() error
+}
+
+// NewReader returns a reader of g. onClose, if not nil, runs once on Close
+// (the public API drops its reference to the map there).
+func NewReader(g *Ring, onClose func() error) *Reader {
+	return &Reader{g: g, onClose: onClose}
+}
+
+// BufferSize is the ring's data size.
+func (r *Reader) BufferSize() int { return r.g.Size() }
+
+// AvailableBytes is producer_pos − consumer_pos.
+func (r *Reader) AvailableBytes() int { return r.g.AvailableBytes() }
+
+// SetDeadline sets the time after which a blocked Read returns
+// os.ErrDeadlineExceeded (once no committed record is left); the zero time
+// removes it.
+func (r *Reader) SetDeadline(t time.Time) {
+	if t.IsZero() {
+		r.deadline.Store(0)
+	} else {
+		r.deadline.Store(t.UnixNano())
+		if t.UnixNano() == 0 {
+			r.deadline.Store(1)
+		}
+	}
+	// Wake a blocked Read so it applies the new deadline.
+	r.wake()
+}
+
+func (r *Reader) wake() {
+	atomic.AddUint32(r.g.seq, 1)
+	region.Wake32(r.g.seq)
+}
+
+// Close makes blocked and later reads return ErrClosed. It is idempotent.
+func (r *Reader) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.wake()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.onClose != nil {
+		return r.onClose()
+	}
+	return nil
+}
+
+// Read returns the next committed record.
+func (r *Reader) Read() (Record, error) {
+	var rec Record
+	err := r.ReadInto(&rec)
+	return rec, err
+}
+
+// ReadInto is Read reusing rec.RawSample's capacity.
+func (r *Reader) ReadInto(rec *Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.g
+	for {
+		if r.closed.Load() {
+			return fmt.Errorf("ringbuffer: %w", ErrClosed)
+		}
+		if r.next(rec) {
+			return nil
+		}
+		var wait time.Duration
+		if d := r.deadline.Load(); d != 0 {
+			if wait = time.Until(time.Unix(0, d)); wait <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+		}
+		seq := atomic.LoadUint32(g.seq)
+		atomic.AddUint32(g.waiters, 1)
+		// Re-check after announcing: a producer that committed before it
+		// could see the announcement did not wake us.
+		if !g.ready() && !r.closed.Load() {
+			region.Wait32(g.seq, seq, wait)
+		}
+		atomic.AddUint32(g.waiters, ^uint32(0))
+	}
+}
+
+// ready reports whether the record at consumer_pos is committed.
+func (g *Ring) ready() bool {
+	cons, prod := g.Positions()
+	return cons < prod && atomic.LoadUint32(g.hdr(cons))&BusyBit == 0
+}
+
+// next consumes committed records up to and including the first that is
+// not discarded, copying it into rec; false if none is committed.
+func (r *Reader) next(rec *Record) bool {
+	g := r.g
+	cons := atomic.LoadUint64(g.cons)
+	for {
+		prod := atomic.LoadUint64(g.prod)
+		if cons >= prod {
+			return false
+		}
+		l := atomic.LoadUint32(g.hdr(cons))
+		if l&BusyBit != 0 {
+			return false
+		}
+		n := uint64(l &^ (BusyBit | DiscardBit))
+		if n+HeaderSize > g.size {
+			return false // a corrupt position or header: stop, as at BUSY
+		}
+		next := cons + (n+HeaderSize+7)&^7
+		if l&DiscardBit == 0 {
+			off := g.dataOff + cons&g.mask + HeaderSize
+			rec.RawSample = append(rec.RawSample[:0], g.mem[off:off+n]...)
+			rec.Remaining = int(prod - next)
+			region.StoreRelease64(g.cons, next)
+			return true
+		}
+		region.StoreRelease64(g.cons, next)
+		cons = next
+	}
+}
