@@ -53,3 +53,32 @@ func TestHotPathsAllocateNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestKeylessHotPathsAllocateNothing covers queue push/pop and bloom
+// filter push/peek, and lookup-and-delete on a hash map.
+func TestKeylessHotPathsAllocateNothing(t *testing.T) {
+	q := newMap(t, &ebpf.MapSpec{Type: ebpf.Queue, ValueSize: 8, MaxEntries: 4})
+	b := newMap(t, &ebpf.MapSpec{Type: ebpf.BloomFilter, ValueSize: 4, MaxEntries: 64})
+	h := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	for name, f := range map[string]func(){
+		"queue push+pop": func() {
+			v := uint64(7)
+			_ = q.Update(nil, &v, ebpf.UpdateAny)
+			_ = q.LookupAndDelete(nil, &v)
+		},
+		"bloom push+peek": func() {
+			v := uint32(9)
+			_ = b.Update(nil, &v, ebpf.UpdateAny)
+			_ = b.Lookup(nil, &v)
+		},
+		"hash lookup and delete": func() {
+			k, v := uint32(1), uint64(2)
+			_ = h.Update(&k, &v, ebpf.UpdateAny)
+			_ = h.LookupAndDelete(&k, &v)
+		},
+	} {
+		if n := testing.AllocsPerRun(200, f); n != 0 {
+			t.Errorf("%s: %v allocs/op", name, n)
+		}
+	}
+}

@@ -191,7 +191,13 @@ func (m *Map) Lookup(key, valueOut any) error {
 func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) error {
 	k, ok := fastKey(key, m.keySize)
 	v, ok2 := fastValue(valueOut, m.fullValue)
-	if !ok || !ok2 {
+	switch {
+	case ok && ok2:
+	case key == nil && m.keySize == 0:
+		// Queues, stacks and bloom filters: no key, and the value buffer is
+		// the caller's memory either way (peeked into, or the probe read).
+		v, ok = marshal.Fast(valueOut, m.fullValue)
+	default:
 		k, v, ok = marshal.Fast2(key, int(m.keySize), valueOut, m.fullValue)
 	}
 	if ok && !m.perCPU {
@@ -265,6 +271,16 @@ func (m *Map) LookupAndDelete(key, valueOut any) error {
 	k, err := m.key(opLookupAndDelete, key)
 	if err != nil {
 		return err
+	}
+	if !m.perCPU {
+		out, ok := marshal.Fast(valueOut, m.fullValue)
+		if !ok {
+			out, ok = marshal.View(valueOut, m.fullValue)
+		}
+		if ok {
+			// Written straight into the caller's memory, only on success.
+			return wrap(opLookupAndDelete, m.h.LookupAndDelete(k, out, 0))
+		}
 	}
 	buf := make([]byte, m.fullValue)
 	if err := m.h.LookupAndDelete(k, buf, 0); err != nil {

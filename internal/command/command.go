@@ -128,8 +128,9 @@ type Handle struct {
 	closed atomic.Bool
 
 	// The hot path's copy of what Lookup and Update check: fast holds
-	// fastRead/fastWrite while the handle is open and the map's type takes
-	// plain keys and standard UPDATE flags; Close clears it.
+	// fastRead while the handle is open and readable, and fastWrite while
+	// it is open and writable and the map's type takes plain keys and
+	// standard UPDATE flags; Close clears it.
 	fast   atomic.Uint32
 	ks, vs uint32
 	ops    mapops.Ops
@@ -143,16 +144,14 @@ const (
 
 func newHandle(m *Map, read, write bool) *Handle {
 	h := &Handle{m: m, read: read, write: write, ks: m.keySize, vs: m.sysVal, ops: m.ops, frozen: m.frozen}
-	if m.keySize != 0 && m.traits.Update == mapops.UpdateStd {
-		var f uint32
-		if read {
-			f |= fastRead
-		}
-		if write {
-			f |= fastWrite
-		}
-		h.fast.Store(f)
+	var f uint32
+	if read {
+		f |= fastRead // lookup's generic checks are the same for every type
 	}
+	if write && m.keySize != 0 && m.traits.Update == mapops.UpdateStd {
+		f |= fastWrite // update's fast path applies the standard flag rule
+	}
+	h.fast.Store(f)
 	return h
 }
 

@@ -11,7 +11,8 @@ import (
 // Lookup is BPF_MAP_LOOKUP_ELEM.
 func (h *Handle) Lookup(key, value []byte, flags uint64) error {
 	// Fast path: every generic check of lookup is known to pass.
-	if h.fast.Load()&fastRead != 0 && flags == 0 && uint32(len(key)) == h.ks && uint32(len(value)) >= h.vs {
+	if h.fast.Load()&fastRead != 0 && flags == 0 && uint32(len(key)) == h.ks && (h.ks != 0 || key == nil) &&
+		uint32(len(value)) >= h.vs {
 		return h.ops.Lookup(key, value[:h.vs])
 	}
 	return h.lookup(key, value, flags)
