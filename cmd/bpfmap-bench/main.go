@@ -27,6 +27,7 @@ func main() {
 	count := flag.Int("count", 5, "measurements per cell; the table shows their median")
 	extra := flag.Bool("extra", true, "also report memory per element and GC cost of a 4M-entry map")
 	keyless := flag.Bool("keyless", true, "also report bloom filter peeks and queue push+pop pairs")
+	lpmlru := flag.Bool("lpmlru", true, "also report LPM trie lookups and LRU hash lookups and updates")
 	flag.Parse()
 
 	var ns []uint32
@@ -50,6 +51,10 @@ func main() {
 	if *keyless {
 		fmt.Println()
 		fmt.Print(bench.KeylessReport(ns, *count))
+	}
+	if *lpmlru {
+		fmt.Println()
+		fmt.Print(bench.LPMLRUReport(*count))
 	}
 	if *extra {
 		fmt.Println()

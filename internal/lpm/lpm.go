@@ -16,17 +16,34 @@
 // (1<<l)|(next l bits) is a local prefix of length l (1..7), and index
 // 256+b is child b, the binary subtree continuing with byte b. A node's
 // 512-bit set is therefore two 256-bit halves: prefix bits (indices 1..255)
-// and child bits (256..511). Entries of full length (p = 8D) sit at index 1
-// of a node at depth D, which has no children.
+// and child bits (256..511). Entries of full length (p = 8D) are leaves
+// (below) in a node at depth < D: a node at depth D is never needed.
 //
-// A node's references are stored densely after its bitsets: child refs first
-// (in byte order), then entry refs (in index order); the slot of position i
-// is the rank (popcount of the set bits below i) of i in its half. A lookup
-// at each node intersects the prefix bits with the precomputed ancestor set
-// of the probe's local index (so only prefixes of length ≤ min(7, p-8d) that
-// match are candidates), keeps the highest set bit (the longest match) and
-// descends to the child named by the next data byte while p leaves at least
-// 8 more bits; the deepest candidate is the answer.
+// A node's references are stored densely after its header: child refs
+// first (in byte order), then entry refs (in index order); the slot of
+// position i is the rank (popcount of the set bits below i) of i in its
+// half. The header's meta word caches the child counts of the words before
+// each child word and the two ref counts, so a descent step is one bit
+// test, one popcount and one load of the ref.
+//
+// A child ref is either a node or, tagged with its top bit, a leaf: the
+// entry itself, standing for a subtree that holds that one entry (the
+// entry's prefixlen is at least 8 bits beyond the node's depth). Leaves are
+// bart's path compression: a sparse subtree costs a ref instead of a chain
+// of nodes, and random IPv4 routes below /24 need no node of their own.
+// An insert that meets a leaf of another prefix in its child slot pushes
+// the leaf down a chain of new nodes, one per byte the two still share,
+// the last holding both; a delete that leaves a node (other than the root)
+// with a single entry turns the node back into a leaf in its parent, and
+// so on upwards.
+//
+// A lookup descends along the probe while p leaves at least 8 more bits,
+// recording the nodes. A leaf met on the way is the answer if its prefix
+// matches the probe (its prefix is longer than anything above it);
+// otherwise, at each recorded node from the deepest up, the prefix bits are
+// intersected with the precomputed ancestor set of the probe's local index
+// (so only prefixes of length ≤ min(7, p-8d) that match are candidates)
+// and the highest set bit (the longest match) is the answer.
 //
 // # GET_NEXT_KEY order
 //
@@ -41,12 +58,13 @@
 // compression does not change post-order, so the same order is the post-order
 // of the uncompressed binary trie, which the multibit nodes embed exactly:
 // within a node, position i's subtree is 2i, 2i+1 (positions ≥ 256 being the
-// child nodes' subtrees). The successor climbs from the key's position:
-// at a left child whose sibling subtree is non-empty (one AND of the node's
-// 512-bit set with a precomputed subtree mask) it descends to that subtree's
-// first post-order entry (left-most-deepest); otherwise the parent position
-// is next if it holds an entry; at a node's index 1 the climb continues in
-// the parent node from position 256+byte.
+// child subtrees: a node, or a leaf's single entry). The successor climbs
+// from the key's position (its local index, or the child position of its
+// leaf): at a left child whose sibling subtree is non-empty (one AND of the
+// node's 512-bit set with a precomputed subtree mask) it descends to that
+// subtree's first post-order entry (left-most-deepest); otherwise the
+// parent position is next if it holds an entry; at a node's index 1 the
+// climb continues in the parent node from position 256+byte.
 //
 // # Layout
 //
@@ -56,15 +74,18 @@
 // line), the entry count, the root node ref, the arena bump pointer and one
 // free-list head per size class. The arena holds nodes and entries,
 // addressed by u32 refs in 8-byte units (0 is nil; the first 8 bytes of the
-// arena are never allocated), so the arena is at most 32 GiB. A node is
-// {prefix bits [4]u64, child bits [4]u64, class u32, pad u32} followed by
-// 2<<class u32 refs (classes 0..8: capacity 2..512); it is reallocated to the
-// next class when full and to a smaller one when a quarter full. An entry is
-// the key exactly as last written (prefixlen and every data byte, so host
-// bits round-trip) padded to 8, then the value padded to 8. Freed blocks go
-// on their class's free list (linked through their first word); fresh ones
-// come from the bump pointer, so the pages of a new map are touched only as
-// it grows. All-zero bytes are the valid empty map.
+// arena are never allocated; the top bit is the leaf tag), so the arena is
+// at most 16 GiB. A node is {prefix bits [4]u64, child bits [4]u64, meta
+// u64} followed by 2<<class u32 refs (classes 0..8: capacity 2..512); the
+// meta word is the class (byte 0), the running child counts before child
+// words 1..3 (bytes 1..3), the child ref count (bytes 4..5) and the entry
+// ref count (bytes 6..7). A node is reallocated to the next class when full
+// and to a smaller one when a quarter full. An entry is the key exactly as
+// last written (prefixlen and every data byte, so host bits round-trip)
+// padded to 8, then the value padded to 8. Freed blocks go on their class's
+// free list (linked through their first word); fresh ones come from the
+// bump pointer, so the pages of a new map are touched only as it grows.
+// All-zero bytes are the valid empty map.
 //
 // The arena's size is fixed at creation: room for max_entries entries with
 // generous node space, capped by the machine's memory (the region is only
@@ -114,13 +135,20 @@ const (
 	hdrFree  = 144 // u32 × numClasses free-list heads
 	hdrSize  = 192
 
-	nodeHdr        = 72 // two 256-bit sets, class, pad
-	nodeClasses    = 9  // capacities 2<<0 .. 2<<8 = 2..512 refs
+	// Node layout: prefix bits [4]u64, child bits [4]u64, meta u64, refs.
+	nodeChild      = 32
+	nodeMeta       = 64
+	nodeHdr        = 72
+	nodeClasses    = 9 // capacities 2<<0 .. 2<<8 = 2..512 refs
 	entryClass     = nodeClasses
 	numClasses     = nodeClasses + 1
 	maxNodeSize    = nodeHdr + 4*512
-	maxArena       = 1 << 35 // u32 refs in 8-byte units
+	maxArena       = 1 << 34 // u32 refs in 8-byte units, top bit the leaf tag
 	minArenaBudget = 1 << 20
+
+	// leafBit tags a child ref that is an entry (a subtree holding a
+	// single entry) rather than a node.
+	leafBit = 1 << 31
 
 	keyMin   = 4 + 1   // prefixlen + 1 data byte
 	keyMax   = 4 + 256 // LPM_DATA_SIZE_MAX
@@ -165,6 +193,7 @@ func geometryOf(a *mapops.Attr) geometry {
 	// Node budget per entry: a new entry creates at most one node per
 	// byte of its path (D+1), of the smallest class; growth leaves freed
 	// blocks that later nodes reuse. Twice the sum covers fragmentation.
+	// (Leaves make most entries create no node at all.)
 	depth := g.dataSize + 1
 	if depth > 8 {
 		depth = 8 + (depth-8)/2 // long keys share most of their paths
@@ -181,8 +210,8 @@ func geometryOf(a *mapops.Attr) geometry {
 }
 
 // arenaLimit caps an arena: half the machine's memory (the region is
-// reserved address space, committed as it is touched) and the 32 GiB that
-// u32 refs address.
+// reserved address space, committed as it is touched) and the 16 GiB that
+// u32 refs with a tag bit address.
 func arenaLimit() uint64 {
 	lim := physMem() / 2
 	if lim == 0 || lim > maxArena {
@@ -255,6 +284,13 @@ type Map struct {
 	freeOff uint64
 }
 
+// ArenaInUse is the number of region bytes the map's structure occupies:
+// the lpm header and every arena byte handed out so far (blocks on the
+// free lists included). Fresh arena pages are touched only as the bump
+// pointer passes them, so this is the map's resident size beyond the
+// common region header.
+func (m *Map) ArenaInUse() uint64 { return hdrSize + 8 + atomic.LoadUint64(m.bump) }
+
 // pathElem is a node on a writer's path and the region offset of the word
 // that references it. Paths live on the writer's stack: the lock word is in
 // the region, where the race detector does not see it synchronise Go memory.
@@ -316,17 +352,51 @@ func (m *Map) classSize(c uint32) uint64 {
 // off is ref's region offset.
 func (m *Map) off(ref uint32) uint64 { return m.base + 8*uint64(ref) }
 
-// valid reports whether a reader may dereference ref: nodes and entries
-// lie within the arena, followed by slack for a node's or entry's size.
+// valid reports whether a reader may dereference ref as a node or entry:
+// nodes and entries lie within the arena, followed by slack for a node's
+// or entry's size. A tagged (leaf) ref is never valid: the arena is below
+// 8<<31 bytes.
 func (m *Map) valid(ref uint32) bool { return ref != 0 && 8*uint64(ref) < m.g.arena }
 
 func (m *Map) word(n uint32, w uint64) uint64 { return *m.mem.Uint64(m.off(n) + 8*w) }
 func (m *Map) setWord(n uint32, w uint64, v uint64) {
 	*m.mem.Uint64(m.off(n) + 8*w) = v
 }
-func (m *Map) class(n uint32) uint32 { return *m.mem.Uint32(m.off(n) + 64) }
+
+// A node's meta word: byte 0 the class, bytes 1..3 the number of child
+// bits in child words 0..w-1 (w = 1..3), bytes 4..5 the number of child
+// refs, bytes 6..7 the number of entry refs. It lets a lookup find a
+// child's slot with one popcount, and writers find the counts without any.
+func (m *Map) meta(n uint32) uint64  { return *m.mem.Uint64(m.off(n) + nodeMeta) }
+func (m *Map) class(n uint32) uint32 { return uint32(m.meta(n) & 0xff) }
+
+// counts returns node n's numbers of child refs and entry refs (each at
+// most 511 even in a torn read).
+func (m *Map) counts(n uint32) (nc, np uint64) {
+	mt := m.meta(n)
+	return mt >> 32 & 0x1ff, mt >> 48 & 0x1ff
+}
+
+// setMeta recomputes node n's meta word from its bitsets, with class c.
+func (m *Map) setMeta(n uint32, c uint32) {
+	o := m.off(n)
+	var np, cum int
+	mt := uint64(c)
+	for w := uint64(0); w < 4; w++ {
+		np += bits.OnesCount64(*m.mem.Uint64(o + 8*w))
+		if w > 0 {
+			mt |= uint64(cum) << (8 * w)
+		}
+		cum += bits.OnesCount64(*m.mem.Uint64(o + nodeChild + 8*w))
+	}
+	mt |= uint64(cum)<<32 | uint64(np)<<48
+	*m.mem.Uint64(o + nodeMeta) = mt
+}
+
+// refAt is the k-th ref of node n (k < 512 always; masked so that a torn
+// read stays inside the node's slack).
 func (m *Map) refAt(n uint32, k uint64) *uint32 {
-	return m.mem.Uint32(m.off(n) + nodeHdr + 4*k)
+	return m.mem.Uint32(m.off(n) + nodeHdr + 4*(k&511))
 }
 
 // has reports whether position i (1..511) of node n is set.
@@ -338,30 +408,19 @@ func (m *Map) has(n uint32, i uint32) bool {
 // (prefix half for i < 256, child half otherwise).
 func (m *Map) rank(n uint32, i uint32) uint64 {
 	o := m.off(n)
-	w0 := uint64(0)
-	if i >= 256 {
-		w0 = 4
-	}
 	wi := uint64(i >> 6)
-	r := bits.OnesCount64(*m.mem.Uint64(o + 8*wi) & (1<<(i&63) - 1))
-	for w := w0; w < wi; w++ {
-		r += bits.OnesCount64(*m.mem.Uint64(o + 8*w))
+	r := uint64(bits.OnesCount64(*m.mem.Uint64(o + 8*wi) & (1<<(i&63) - 1)))
+	if i >= 256 {
+		return r + (m.meta(n)&^0xff)>>(8*(wi-4))&0xff
 	}
-	return uint64(r)
+	for w := uint64(0); w < wi; w++ {
+		r += uint64(bits.OnesCount64(*m.mem.Uint64(o + 8*w)))
+	}
+	return r
 }
 
-// counts returns node n's numbers of child refs and entry refs.
-func (m *Map) counts(n uint32) (nc, np uint64) {
-	o := m.off(n)
-	var p, c int
-	for w := uint64(0); w < 4; w++ {
-		p += bits.OnesCount64(*m.mem.Uint64(o + 8*w))
-		c += bits.OnesCount64(*m.mem.Uint64(o + 32 + 8*w))
-	}
-	return uint64(c), uint64(p)
-}
-
-// slotOf is the position of i's ref in node n's ref array.
+// slotOf is the position of i's ref in node n's ref array: child refs
+// first (in byte order), then entry refs (in index order).
 func (m *Map) slotOf(n uint32, i uint32) uint64 {
 	if i >= 256 {
 		return m.rank(n, i)
@@ -380,6 +439,41 @@ func (m *Map) nonEmpty(n uint32, i uint32) bool {
 		}
 	}
 	return false
+}
+
+// prefixMatch reports whether entry e's prefix (its first prefixlen bits)
+// is a prefix of data limited to p bits; bytes before from are known to
+// match already.
+func (m *Map) prefixMatch(e uint32, data []byte, p uint32, from uint32) bool {
+	o := m.off(e)
+	pe := *m.mem.Uint32(o)
+	if pe > p {
+		return false
+	}
+	if pe <= 32 && m.g.dataSize >= 4 {
+		// One 32-bit compare covers IPv4 and short prefixes of longer
+		// keys (a shift by 32 gives 0: the empty prefix matches).
+		x := binary.BigEndian.Uint32(m.mem.Bytes(o+4, 4)) ^ binary.BigEndian.Uint32(data)
+		return x>>(32-pe) == 0
+	}
+	ed := m.mem.Bytes(o+4, m.g.dataSize)
+	full := pe >> 3
+	for i := from; i < full; i++ {
+		if ed[i] != data[i] {
+			return false
+		}
+	}
+	if l := pe & 7; l != 0 {
+		if (ed[full]^data[full])>>(8-l) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sameKey reports whether entry e holds exactly prefix (data, p).
+func (m *Map) sameKey(e uint32, data []byte, p uint32, from uint32) bool {
+	return *m.mem.Uint32(m.off(e)) == p && m.prefixMatch(e, data, p, from)
 }
 
 // ---- writer lock and sequence ----
@@ -461,10 +555,13 @@ func (m *Map) free(c uint32, ref uint32) {
 // find returns the ref of the entry that answers an LPM lookup of key
 // (prefixlen p ≤ maxBits), 0 if none; ok is false if the walk met an
 // inconsistent structure. It descends along the key first (one bit test
-// per node) and then checks the nodes' prefixes from the deepest up,
-// stopping at the first (longest) match.
+// and one popcount per node); a leaf on the way is the answer if its
+// prefix matches (it is longer than anything above it). Otherwise it checks
+// the nodes' prefixes from the deepest up, stopping at the first (longest)
+// match.
 func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
-	n := atomic.LoadUint32(m.mem.Uint32(m.rootOff))
+	mem := m.mem
+	n := atomic.LoadUint32(mem.Uint32(m.rootOff))
 	if n == 0 {
 		return 0, true
 	}
@@ -482,17 +579,26 @@ func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
 		if p-8*d < 8 {
 			break
 		}
-		o := m.off(n)
-		ci := 256 + uint32(data[d])
-		cw := *m.mem.Uint64(o + 8*uint64(ci>>6))
-		if cw&(1<<(ci&63)) == 0 {
+		o := m.base + 8*uint64(n)
+		b := uint32(data[d])
+		w := uint64(b >> 6)
+		cw := *mem.Uint64(o + nodeChild + 8*w)
+		if cw&(1<<(b&63)) == 0 {
 			break
 		}
-		r := bits.OnesCount64(cw & (1<<(ci&63) - 1))
-		for w := uint64(4); w < uint64(ci>>6); w++ {
-			r += bits.OnesCount64(*m.mem.Uint64(o + 8*w))
+		r := (*mem.Uint64(o + nodeMeta)&^0xff)>>(8*w)&0xff + uint64(bits.OnesCount64(cw&(1<<(b&63)-1)))
+		c := *mem.Uint32(o + nodeHdr + 4*r)
+		if c&leafBit != 0 {
+			e = c &^ leafBit
+			if !m.valid(e) {
+				return 0, false
+			}
+			if m.prefixMatch(e, data, p, d+1) {
+				return e, true
+			}
+			break
 		}
-		n = *m.mem.Uint32(o + nodeHdr + 4*uint64(r))
+		n = c
 	}
 	for d := int(depth); d >= 0; d-- {
 		n := stack[d]
@@ -543,7 +649,18 @@ func (m *Map) findForward(key []byte, p uint32) (e uint32, ok bool) {
 		if !m.has(n, ci) {
 			break
 		}
-		n = *m.refAt(n, m.rank(n, ci))
+		c := *m.refAt(n, m.rank(n, ci))
+		if c&leafBit != 0 {
+			e = c &^ leafBit
+			if !m.valid(e) {
+				return 0, false
+			}
+			if m.prefixMatch(e, data, p, d+1) {
+				return e, true
+			}
+			break
+		}
+		n = c
 	}
 	if bestN == 0 {
 		return 0, true
@@ -552,29 +669,39 @@ func (m *Map) findForward(key []byte, p uint32) (e uint32, ok bool) {
 	return e, m.valid(e)
 }
 
-// exact walks to the node at depth p/8 on key's path; it returns the node
-// path (stack[0..d]) length-1 = depth reached and whether the entry exists.
-// Readers only; refs are checked.
-func (m *Map) exact(key []byte, p uint32, stack []uint32) (found, ok bool) {
+// exact looks for the stored prefix (key's data, p) along its path,
+// recording the nodes in stack[0..k]. It returns the depth k and position
+// pos (a local index at depth p/8, or the child position of a leaf) where
+// the entry is, and whether it was found. Readers only; refs are checked.
+func (m *Map) exact(key []byte, p uint32, stack []uint32) (k, pos uint32, found, ok bool) {
 	n := atomic.LoadUint32(m.mem.Uint32(m.rootOff))
 	if n == 0 {
-		return false, true
+		return 0, 0, false, true
 	}
 	data := key[4:]
 	d := p >> 3
-	for k := uint32(0); ; k++ {
+	for k = 0; ; k++ {
 		if !m.valid(n) {
-			return false, false
+			return 0, 0, false, false
 		}
 		stack[k] = n
 		if k == d {
-			return m.has(n, localIndex(data[d:], p&7)), true
+			pos = localIndex(data[d:], p&7)
+			return k, pos, m.has(n, pos), true
 		}
-		ci := 256 + uint32(data[k])
-		if !m.has(n, ci) {
-			return false, true
+		pos = 256 + uint32(data[k])
+		if !m.has(n, pos) {
+			return 0, 0, false, true
 		}
-		n = *m.refAt(n, m.rank(n, ci))
+		c := *m.refAt(n, m.rank(n, pos))
+		if c&leafBit != 0 {
+			e := c &^ leafBit
+			if !m.valid(e) {
+				return 0, 0, false, false
+			}
+			return k, pos, m.sameKey(e, data, p, k+1), true
+		}
+		n = c
 	}
 }
 
@@ -586,7 +713,12 @@ func (m *Map) first(n uint32, i uint32, d uint64) (e uint32, ok bool) {
 			if d >= m.g.dataSize {
 				return 0, false
 			}
-			n = *m.refAt(n, m.rank(n, i))
+			c := *m.refAt(n, m.rank(n, i))
+			if c&leafBit != 0 {
+				e = c &^ leafBit
+				return e, m.valid(e)
+			}
+			n = c
 			if !m.valid(n) {
 				return 0, false
 			}
@@ -625,23 +757,21 @@ func (m *Map) next(key []byte) (e uint32, ok bool) {
 			if d := p>>3 + 1; d > uint32(len(stack)) {
 				stack = make([]uint32, d)
 			}
-			found, ok := m.exact(key, p, stack)
+			k, pos, found, ok := m.exact(key, p, stack)
 			if !ok {
 				return 0, false
 			}
 			if found {
-				return m.successor(key[4:], p, stack)
+				return m.successor(key[4:], k, pos, stack)
 			}
 		}
 	}
 	return m.first(root, 1, 0)
 }
 
-// successor climbs from the position of the stored prefix (data, p), whose
-// node path is stack[0..p/8].
-func (m *Map) successor(data []byte, p uint32, stack []uint32) (e uint32, ok bool) {
-	k := p >> 3
-	i := localIndex(data[k:], p&7)
+// successor climbs from position i of node stack[k] (the position of a
+// stored prefix on data's path).
+func (m *Map) successor(data []byte, k, i uint32, stack []uint32) (e uint32, ok bool) {
 	for {
 		n := stack[k]
 		for i > 1 {
@@ -677,7 +807,11 @@ func (m *Map) Lookup(key, value []byte) error {
 		}
 		e, ok := m.find(key, p)
 		if ok && e != 0 {
-			copy(out, m.mem.Bytes(m.off(e)+m.g.valOff, m.valSize))
+			if m.valSize == 8 {
+				binary.NativeEndian.PutUint64(out, *m.mem.Uint64(m.off(e) + m.g.valOff))
+			} else {
+				copy(out, m.mem.Bytes(m.off(e)+m.g.valOff, m.valSize))
+			}
 		}
 		if ok && m.readValid(s) {
 			if e == 0 {
@@ -751,25 +885,61 @@ func newPath(buf []pathElem, d uint32) []pathElem {
 	return make([]pathElem, d+1)
 }
 
-// walk records the existing nodes on the path to depth d of data in
-// path[0..j] and returns j, the depth of the deepest one (-1: no root).
-func (m *Map) walk(path []pathElem, data []byte, d uint32) int {
+// posAt is where an entry of prefix (data, p) sits in a node at depth t on
+// its path (t ≤ p/8): its local index at depth p/8, else the child
+// position of its next byte.
+func posAt(data []byte, p, t uint32) uint32 {
+	if p>>3 == t {
+		return localIndex(data, p)
+	}
+	return 256 + uint32(data[t])
+}
+
+// refFor is the ref to entry e stored at position pos (tagged in a child
+// position).
+func refFor(e, pos uint32) uint32 {
+	if pos >= 256 {
+		return e | leafBit
+	}
+	return e
+}
+
+// locate walks key's path for writers. It records the nodes in path[0..k]
+// (k = -1: no root) and returns the position pos in node k where the
+// prefix (data, p) is or would go, the entry holding exactly that prefix
+// (0 if none), and leafSlot, the region offset of a leaf ref in pos whose
+// entry is a different prefix (0 if none) and must move down a level.
+func (m *Map) locate(path []pathElem, data []byte, p uint32) (k int, pos, old uint32, leafSlot uint64) {
 	slot := m.rootOff
 	n := *m.mem.Uint32(slot)
 	if n == 0 {
-		return -1
+		return -1, 0, 0, 0
 	}
-	path[0] = pathElem{n, slot}
-	for k := uint32(0); k < d; k++ {
-		ci := 256 + uint32(data[k])
-		if !m.has(n, ci) {
-			return int(k)
+	d := int(p >> 3)
+	for k = 0; ; k++ {
+		path[k] = pathElem{n, slot}
+		if k == d {
+			pos = localIndex(data, p)
+			if m.has(n, pos) {
+				old = *m.refAt(n, m.slotOf(n, pos))
+			}
+			return k, pos, old, 0
 		}
-		slot = m.off(n) + nodeHdr + 4*m.rank(n, ci)
-		n = *m.mem.Uint32(slot)
-		path[k+1] = pathElem{n, slot}
+		pos = 256 + uint32(data[k])
+		if !m.has(n, pos) {
+			return k, pos, 0, 0
+		}
+		slot = m.off(n) + nodeHdr + 4*m.rank(n, pos)
+		c := *m.mem.Uint32(slot)
+		if c&leafBit != 0 {
+			e := c &^ leafBit
+			if m.sameKey(e, data, p, uint32(k)+1) {
+				return k, pos, e, 0
+			}
+			return k, pos, 0, slot
+		}
+		n = c
 	}
-	return int(d)
 }
 
 // Update inserts or replaces the entry for key's exact prefix. Flags are
@@ -781,20 +951,16 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	}
 	key = key[:m.g.keySize]
 	data := key[4:]
-	d := p >> 3
-	idx := localIndex(data[d:], p&7)
 	var pathBuf [17]pathElem
-	path := newPath(pathBuf[:], d)
+	path := newPath(pathBuf[:], p>>3)
 	m.writeLock()
 	defer m.writeUnlock()
-	j := m.walk(path, data, d)
-	if j == int(d) && m.has(path[d].ref, idx) {
+	k, pos, old, leafSlot := m.locate(path, data, p)
+	if old != 0 {
 		if flags == uapi.NoExist {
 			return uapi.EEXIST
 		}
-		n := path[d].ref
-		e := *m.refAt(n, m.slotOf(n, idx))
-		m.fill(e, key, value)
+		m.fill(old, key, value)
 		return nil
 	}
 	if flags == uapi.Exist {
@@ -803,20 +969,40 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	if *m.count >= m.max {
 		return uapi.ENOSPC
 	}
-	// Allocate everything first, so that ENOMEM changes nothing.
+	// Count the nodes needed and allocate everything first, so that ENOMEM
+	// changes nothing: a root; or the chain of nodes that separates a leaf
+	// from the new prefix (one per byte they still share, plus the one
+	// where they part); or a larger block for node k.
 	var chainBuf [33]uint32
 	chain := chainBuf[:0]
+	var lk []byte // the pushed-down leaf's data
+	var lp uint32 // and prefixlen
+	var le uint32 // and entry
+	need := 0
+	switch {
+	case k < 0:
+		need = 1
+	case leafSlot != 0:
+		le = *m.mem.Uint32(leafSlot) &^ leafBit
+		lp = *m.mem.Uint32(m.off(le))
+		lk = m.mem.Bytes(m.off(le)+4, m.g.dataSize)
+		for t := uint32(k) + 1; ; t++ {
+			need++
+			if posAt(data, p, t) != posAt(lk, lp, t) {
+				break
+			}
+		}
+	}
 	e := m.alloc(entryClass)
 	ok := e != 0
-	for k := j + 1; ok && k <= int(d); k++ {
+	for ; ok && need > 0; need-- {
 		c := m.alloc(0)
 		ok = c != 0
 		chain = append(chain, c)
 	}
-	var grown uint32
-	var growClass uint32
-	if ok && j >= 0 {
-		n := path[j].ref
+	var grown, growClass uint32
+	if ok && k >= 0 && leafSlot == 0 {
+		n := path[k].ref
 		nc, np := m.counts(n)
 		if c := m.class(n); nc+np+1 > uint64(classCap(c)) {
 			growClass = c + 1
@@ -836,25 +1022,25 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		return uapi.ENOMEM
 	}
 	m.fill(e, key, value)
-	if j == int(d) {
-		m.insert(path, j, idx, e, grown, growClass)
-	} else {
-		// New nodes for depths j+1..d, bottom-up: the deepest holds the
-		// entry, each other one the next.
-		ref, pos := e, idx
-		for k := int(d); k > j; k-- {
-			c := chain[k-j-1]
-			m.initNode(c, pos, ref)
-			ref = c
-			if k > 0 {
-				pos = 256 + uint32(data[k-1])
-			}
+	switch {
+	case k < 0:
+		pos = posAt(data, p, 0)
+		m.initNode(chain[0], pos, refFor(e, pos))
+		region.StoreRelease32(m.mem.Uint32(m.rootOff), chain[0])
+	case leafSlot != 0:
+		// Build the chain bottom-up, then link it in place of the leaf.
+		last := uint32(k) + uint32(len(chain))
+		pk, pl := posAt(data, p, last), posAt(lk, lp, last)
+		c := chain[len(chain)-1]
+		m.initNode(c, pk, refFor(e, pk))
+		m.put(c, pl, refFor(le, pl))
+		for j := len(chain) - 2; j >= 0; j-- {
+			t := uint32(k) + 1 + uint32(j)
+			m.initNode(chain[j], 256+uint32(data[t]), chain[j+1])
 		}
-		if j < 0 {
-			region.StoreRelease32(m.mem.Uint32(m.rootOff), ref)
-		} else {
-			m.insert(path, j, pos, ref, grown, growClass)
-		}
+		region.StoreRelease32(m.mem.Uint32(leafSlot), chain[0])
+	default:
+		m.insert(path, k, pos, refFor(e, pos), grown, growClass)
 	}
 	*m.count++
 	return nil
@@ -873,31 +1059,40 @@ func (m *Map) initNode(c uint32, pos uint32, ref uint32) {
 		m.setWord(c, w, 0)
 	}
 	m.setWord(c, uint64(pos>>6), 1<<(pos&63))
-	*m.mem.Uint32(m.off(c) + 64) = 0
+	m.setMeta(c, 0)
 	*m.refAt(c, 0) = ref
+}
+
+// put sets position pos → ref in node n, which has room for one more ref.
+func (m *Map) put(n uint32, pos uint32, ref uint32) {
+	nc, np := m.counts(n)
+	total := nc + np
+	s := m.slotOf(n, pos)
+	o := m.off(n) + nodeHdr
+	copy(m.mem.Bytes(o+4*(s+1), 4*(total-s)), m.mem.Bytes(o+4*s, 4*(total-s)))
+	*m.mem.Uint32(o + 4*s) = ref
+	m.setWord(n, uint64(pos>>6), m.word(n, uint64(pos>>6))|1<<(pos&63))
+	m.setMeta(n, m.class(n))
 }
 
 // insert sets position pos → ref in path node j, moving the node to block
 // grown (of class growClass) if grown is not 0.
 func (m *Map) insert(path []pathElem, j int, pos uint32, ref uint32, grown, growClass uint32) {
 	n, slot := path[j].ref, path[j].slot
+	if grown == 0 {
+		m.put(n, pos, ref)
+		return
+	}
 	nc, np := m.counts(n)
 	total := nc + np
 	s := m.slotOf(n, pos)
-	if grown == 0 {
-		o := m.off(n) + nodeHdr
-		copy(m.mem.Bytes(o+4*(s+1), 4*(total-s)), m.mem.Bytes(o+4*s, 4*(total-s)))
-		*m.mem.Uint32(o + 4*s) = ref
-		m.setWord(n, uint64(pos>>6), m.word(n, uint64(pos>>6))|1<<(pos&63))
-		return
-	}
 	src, dst := m.off(n), m.off(grown)
 	copy(m.mem.Bytes(dst, 64), m.mem.Bytes(src, 64))
-	*m.mem.Uint32(dst + 64) = growClass
 	copy(m.mem.Bytes(dst+nodeHdr, 4*s), m.mem.Bytes(src+nodeHdr, 4*s))
 	*m.mem.Uint32(dst + nodeHdr + 4*s) = ref
 	copy(m.mem.Bytes(dst+nodeHdr+4*(s+1), 4*(total-s)), m.mem.Bytes(src+nodeHdr+4*s, 4*(total-s)))
 	m.setWord(grown, uint64(pos>>6), m.word(grown, uint64(pos>>6))|1<<(pos&63))
+	m.setMeta(grown, growClass)
 	region.StoreRelease32(m.mem.Uint32(slot), grown)
 	path[j].ref = grown
 	m.free(m.class(n), n)
@@ -911,20 +1106,21 @@ func (m *Map) remove(path []pathElem, k int, pos uint32) (empty bool) {
 	nc, np := m.counts(n)
 	total := nc + np
 	s := m.slotOf(n, pos)
+	c := m.class(n)
 	m.setWord(n, uint64(pos>>6), m.word(n, uint64(pos>>6))&^(1<<(pos&63)))
 	if total == 1 {
 		return true
 	}
 	o := m.off(n) + nodeHdr
 	copy(m.mem.Bytes(o+4*s, 4*(total-s-1)), m.mem.Bytes(o+4*(s+1), 4*(total-s-1)))
-	c := m.class(n)
+	m.setMeta(n, c)
 	if left := uint32(total - 1); c > 0 && left <= classCap(c)/4 {
 		nc2 := classFor(left)
 		if dst := m.alloc(nc2); dst != 0 {
 			do := m.off(dst)
 			copy(m.mem.Bytes(do, 64), m.mem.Bytes(m.off(n), 64))
-			*m.mem.Uint32(do + 64) = nc2
 			copy(m.mem.Bytes(do+nodeHdr, 4*uint64(left)), m.mem.Bytes(o, 4*uint64(left)))
+			m.setMeta(dst, nc2)
 			region.StoreRelease32(m.mem.Uint32(slot), dst)
 			path[k].ref = dst
 			m.free(c, n)
@@ -933,37 +1129,56 @@ func (m *Map) remove(path []pathElem, k int, pos uint32) (empty bool) {
 	return false
 }
 
-// Delete removes the entry for key's exact prefix.
+// Delete removes the entry for key's exact prefix. Nodes left empty are
+// freed; a node (other than the root) left holding a single entry becomes
+// a leaf in its parent, so that every leaf stands for a subtree of one
+// entry and lookups meet as few nodes as the entries need.
 func (m *Map) Delete(key []byte) error {
 	p := binary.NativeEndian.Uint32(key)
 	if p > m.maxBits {
 		return uapi.EINVAL
 	}
 	data := key[4:m.g.keySize]
-	d := p >> 3
-	idx := localIndex(data[d:], p&7)
 	var pathBuf [17]pathElem
-	path := newPath(pathBuf[:], d)
+	path := newPath(pathBuf[:], p>>3)
 	m.writeLock()
 	defer m.writeUnlock()
-	if m.walk(path, data, d) != int(d) || !m.has(path[d].ref, idx) {
+	k, pos, old, _ := m.locate(path, data, p)
+	if old == 0 {
 		return uapi.ENOENT
 	}
-	n := path[d].ref
-	m.free(entryClass, *m.refAt(n, m.slotOf(n, idx)))
-	k, pos := int(d), idx
-	for m.remove(path, k, pos) {
-		n := path[k].ref
-		m.free(m.class(n), n)
-		if k == 0 {
-			region.StoreRelease32(m.mem.Uint32(m.rootOff), 0)
-			break
-		}
-		k--
-		pos = 256 + uint32(data[k])
-	}
+	m.free(entryClass, old)
 	*m.count--
-	return nil
+	empty := m.remove(path, k, pos)
+	for {
+		n := path[k].ref
+		if empty {
+			m.free(m.class(n), n)
+			if k == 0 {
+				region.StoreRelease32(m.mem.Uint32(m.rootOff), 0)
+				return nil
+			}
+			k--
+			empty = m.remove(path, k, 256+uint32(data[k]))
+			continue
+		}
+		if k == 0 {
+			return nil
+		}
+		nc, np := m.counts(n)
+		if nc+np != 1 {
+			return nil
+		}
+		c := *m.refAt(n, 0)
+		if np == 1 {
+			c |= leafBit
+		} else if c&leafBit == 0 {
+			return nil // a single child node stays
+		}
+		region.StoreRelease32(m.mem.Uint32(path[k].slot), c)
+		m.free(m.class(n), n)
+		k--
+	}
 }
 
 // Count is the number of entries.

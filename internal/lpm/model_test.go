@@ -196,6 +196,6 @@ func (m *Map) hasExact(key []byte) bool {
 		return false
 	}
 	stack := make([]uint32, p/8+1)
-	found, _ := m.exact(key, p, stack)
+	_, _, found, _ := m.exact(key, p, stack)
 	return found
 }

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package kbpf
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// LPMLoopCost would measure an LPM_TRIE lookup inside BPF; on this GOOS it
+// returns ENOSYS.
+func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, error) {
+	return 0, syscall.ENOSYS
+}
