@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/gaissmai/bart"
 
 	"github.com/bpfmap/bpfmap"
 	"github.com/bpfmap/bpfmap/internal/kbpf"
@@ -75,6 +77,31 @@ func LPMLookupLoop(b *testing.B, t LPMRoutes, m *bpfmap.Map) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// MeasureBart returns the lookup cost of gaissmai/bart, the Go ecosystem's
+// reference routing table, on t's routes and probes in the same order.
+func MeasureBart(t LPMRoutes) Result {
+	var tbl bart.Table[uint64]
+	for i, k := range t.Keys {
+		addr := netip.AddrFrom4([4]byte(k[4:8]))
+		tbl.Insert(netip.PrefixFrom(addr, int(binary.NativeEndian.Uint32(k))), uint64(i))
+	}
+	probes := make([]netip.Addr, len(t.Probes))
+	for i, p := range t.Probes {
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], p)
+		probes[i] = netip.AddrFrom4(b)
+	}
+	n := uint32(len(probes))
+	return benchResult(func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, ok := tbl.Lookup(probes[key(uint32(i), n)]); !ok {
+				b.Fatal("bart: probe without a route")
+			}
+		}
+	})
 }
 
 // MeasureLPM returns bpfmap's and the kernel's in-BPF /32 lookup cost on
@@ -246,15 +273,15 @@ func LPMLRUReport(count int) string {
 	count = max(count, 1)
 	sizes := []uint32{1 << 10, 1 << 20}
 	var sb strings.Builder
-	sb.WriteString("| LPM_TRIE lookup (/32 probes, random IPv4 /8–/32 routes) | bpfmap ns/op | bpfmap allocs/op | kernel in-BPF ns/op | bpfmap / kernel | bpfmap bytes/route | kernel memlock bytes/route |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	sb.WriteString("| LPM_TRIE lookup (/32 probes, random IPv4 /8–/32 routes) | bpfmap ns/op | bpfmap allocs/op | kernel in-BPF ns/op | bpfmap / kernel | gaissmai/bart ns/op | bpfmap bytes/route | kernel memlock bytes/route |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range sizes {
 		t := NewLPMRoutes(n)
-		var bms, ks []Result
+		var bms, ks, bs []Result
 		for range count {
 			bm, kr := MeasureLPM(t)
-			bms, ks = append(bms, bm), append(ks, kr)
+			bms, ks, bs = append(bms, bm), append(ks, kr), append(bs, MeasureBart(t))
 		}
-		bm, kr := median(bms), median(ks)
+		bm, kr, bt := median(bms), median(ks), median(bs)
 		bpr, ml := "n/a", "n/a"
 		if v, err := LPMBytesPerRoute(t); err == nil {
 			bpr = fmt.Sprintf("%.1f", v)
@@ -262,7 +289,7 @@ func LPMLRUReport(count int) string {
 		if v, err := kernelLPMMemlock(t); err == nil {
 			ml = fmt.Sprintf("%.1f", v)
 		}
-		fmt.Fprintf(&sb, "| %d routes | %s | %d | %s | %s | %s | %s |\n", n, ns(bm), bm.AllocsPerOp, ns(kr), ratio(bm, kr), bpr, ml)
+		fmt.Fprintf(&sb, "| %d routes | %s | %d | %s | %s | %s | %s | %s |\n", n, ns(bm), bm.AllocsPerOp, ns(kr), ratio(bm, kr), ns(bt), bpr, ml)
 	}
 	sb.WriteString("\n| LRU_HASH (4-byte keys, 8-byte values, all present; max_entries = 1.25 × keys) | keys | bpfmap ns/op | bpfmap allocs/op | kernel in-BPF ns/op | Go map ns/op | bpfmap / kernel | bpfmap / Go map |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, op := range []Op{Lookup, Update} {
