@@ -49,7 +49,7 @@ func init() {
 	}
 }
 
-// ring finds the map's ring.
+// ring finds the map's ring (a table lookup: see iring.Lookup).
 func (m *Map) ring() (*iring.Ring, error) {
 	if m.typ != ebpf.RingBuf {
 		return nil, errNotRing
@@ -96,12 +96,13 @@ func (m *Map) RingReserve(n int) (RingRecord, error) {
 // RingOutput copies data into a new record and commits it
 // (bpf_ringbuf_output). A full ring is ErrRingFull (unix.EAGAIN).
 func (m *Map) RingOutput(data []byte) error {
-	defer runtime.KeepAlive(m)
 	g, err := m.ring()
 	if err != nil {
 		return err
 	}
-	return g.Output(data)
+	err = g.Output(data)
+	runtime.KeepAlive(m)
+	return err
 }
 
 // RingMapping returns a ring buffer map's memory as mmap(2) of a kernel

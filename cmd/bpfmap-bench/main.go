@@ -28,6 +28,7 @@ func main() {
 	extra := flag.Bool("extra", true, "also report memory per element and GC cost of a 4M-entry map")
 	keyless := flag.Bool("keyless", true, "also report bloom filter peeks and queue push+pop pairs")
 	lpmlru := flag.Bool("lpmlru", true, "also report LPM trie lookups and LRU hash lookups and updates")
+	ring := flag.Bool("ringbuf", true, "also report ring buffer records/s (1, 2, 4 producers) vs the kernel and a Go channel")
 	flag.Parse()
 
 	var ns []uint32
@@ -55,6 +56,10 @@ func main() {
 	if *lpmlru {
 		fmt.Println()
 		fmt.Print(bench.LPMLRUReport(*count))
+	}
+	if *ring {
+		fmt.Println()
+		fmt.Print(bench.RingbufReport(*count))
 	}
 	if *extra {
 		fmt.Println()

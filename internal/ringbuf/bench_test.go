@@ -6,22 +6,46 @@ import (
 	"testing"
 )
 
-// BenchmarkOutputRead: one producer Outputs an 8-byte record and the
-// consumer Reads it (ns per record, produce + consume).
+// BenchmarkOutputRead: one producer Outputs an 8-byte (or 128-byte) record
+// and the consumer Reads it (ns per record, produce + consume).
 func BenchmarkOutputRead(b *testing.B) {
-	g := newRing(b, 1<<20)
-	rd := NewReader(g, nil)
-	var rec Record
-	rec.RawSample = make([]byte, 0, 8)
-	data := make([]byte, 8)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := g.Output(data); err != nil {
-			b.Fatal(err)
-		}
-		if err := rd.ReadInto(&rec); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{8, 128} {
+		b.Run("size="+itoa(size), func(b *testing.B) {
+			g := newRing(b, 1<<20)
+			rd := NewReader(g, nil)
+			var rec Record
+			rec.RawSample = make([]byte, 0, size)
+			data := make([]byte, size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.Output(data); err != nil {
+					b.Fatal(err)
+				}
+				if err := rd.ReadInto(&rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOutput: Outputs of 8-byte (or 128-byte) records alone, the
+// consumer position advanced by hand now and then (ns per record).
+func BenchmarkOutput(b *testing.B) {
+	for _, size := range []int{8, 128} {
+		b.Run("size="+itoa(size), func(b *testing.B) {
+			g := newRing(b, 1<<20)
+			data := make([]byte, size)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i&(1<<12-1) == 0 {
+					atomic.StoreUint64(g.cons, atomic.LoadUint64(g.prod))
+				}
+				if err := g.Output(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

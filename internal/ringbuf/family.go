@@ -10,8 +10,9 @@
 // max_entries, the data size):
 //
 //	[0, P)            meta page: region header, then this package's control
-//	                  words (reservation lock, pending position, waiter count,
-//	                  wake-up sequence)
+//	                  words (reservation lock, pending position, cached
+//	                  consumer_pos; waiter flag and wake-up sequence in the
+//	                  next cache line pair)
 //	[P, 2P)           consumer page: consumer_pos (u64) at byte 0
 //	[2P, 3P)          producer page: producer_pos (u64) at byte 0
 //	[3P, 3P+S)        data
@@ -45,18 +46,24 @@
 // reservation is ErrFull, which matches EAGAIN: the helper's
 // bpf_ringbuf_output returns -EAGAIN, bpf_ringbuf_reserve NULL. Submit and
 // Discard clear BUSY (setting DISCARD for Discard) with an atomic store that
-// also orders the following check of the waiter count, and wake a sleeping
-// consumer. Any number of goroutines may produce concurrently.
+// also orders the following check of the waiter flag, and wake a sleeping
+// consumer (the producer that swaps the flag from 1 to 0 makes the one
+// futex wake). Any number of goroutines may produce concurrently. A
+// producer keeps the last consumer_pos it loaded in the meta page and loads
+// the consumer's line again only when that value says the record does not
+// fit (consumer_pos only grows, so the answer is the kernel's).
 //
 // # Consumer
 //
 // A Reader follows the kernel's user-space protocol (load producer_pos,
 // load the header, stop at BUSY, skip DISCARD, store consumer_pos with
-// release) and sleeps without spinning: it announces itself in the waiter
-// count and sleeps on the wake-up sequence word (region.Wait32: futex(2) on
-// Linux, a process-local emulation elsewhere); a producer that finds a
-// waiter bumps the sequence and wakes it. There must be one consumer per
-// ring, as for the kernel's ring buffer.
+// release). On an empty ring it polls briefly (yielding the processor), then
+// sets the waiter flag and sleeps on the wake-up sequence word
+// (region.Wait32: futex(2) on Linux, a process-local emulation elsewhere);
+// a producer that takes the flag bumps the sequence and wakes it. It loads
+// producer_pos only once it has consumed everything below the value it last
+// loaded. There must be one consumer per ring, as for the kernel's ring
+// buffer.
 //
 // # Map commands
 //
@@ -69,6 +76,7 @@ package ringbuf
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
@@ -113,13 +121,14 @@ func (family) Check(a *mapops.Attr) error {
 }
 
 // Layout: the ring's memory is a separate region (see Open), so the command
-// layer's region holds only the header. Memlock is the kernel's
+// layer's region holds only the header and one word, the ring's slot in the
+// table Lookup reads (see Open). Memlock is the kernel's
 // ringbuf_map_mem_usage: the struct, a page pointer per meta page and two
 // per data page (the double mapping), and the pages.
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	n := uint64(a.MaxEntries) / PageSize
 	return mapops.Layout{
-		BodySize:   0,
+		BodySize:   slotWordSize,
 		MaxEntries: a.MaxEntries,
 		Memlock:    kernelMapStruct + (kernelMetaPages+2*n)*8 + (kernelMetaPages+n)*PageSize,
 	}, nil
@@ -140,21 +149,89 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 	}
 	*ring.r.Header() = *r.Header()
 	o := &ops{key: r, ring: ring}
-	registry.Store(r, ring)
+	o.slot = slots.add(&slotEntry{key: r, ring: ring})
+	atomic.StoreUint64(r.Uint64(region.HeaderSize), o.slot)
 	return o, nil
 }
 
-// registry finds the ring of a map from the command layer's region, which a
-// map handle exposes (command.Handle.KeepAlive).
-var registry sync.Map // *region.Region → *Ring
-
 // Lookup returns the ring of the ring buffer map whose command-layer region
-// is r, or nil.
+// is r, or nil. It is on every producer call of the public API, so it is a
+// table lookup, not a map's: r's body holds the ring's slot number, and the
+// slot's entry names its region (a slot freed and reused by another map
+// while a caller was reading it does not match).
 func Lookup(r *region.Region) *Ring {
-	if v, ok := registry.Load(r); ok {
-		return v.(*Ring)
+	if r == nil || r.Len() < int(region.HeaderSize+slotWordSize) {
+		return nil
 	}
-	return nil
+	e := slots.get(atomic.LoadUint64(r.Uint64(region.HeaderSize)))
+	if e == nil || e.key != r {
+		return nil
+	}
+	return e.ring
+}
+
+// slotWordSize is the size of the slot number in the command region's body.
+const slotWordSize = 8
+
+// slotEntry is a registered ring and the command-layer region it belongs to.
+type slotEntry struct {
+	key  *region.Region
+	ring *Ring
+}
+
+// slotChunk is a fixed block of slots; the table grows by chunks, so a
+// lookup never sees a slot move.
+type slotChunk [256]atomic.Pointer[slotEntry]
+
+// slotTable is the registry of open rings: slot i lives in chunk i/256.
+// Readers load the chunk list and the slot atomically; adds and removes
+// take mu. Slot 0 is never used (a zeroed, released region reads 0).
+type slotTable struct {
+	chunks atomic.Pointer[[]*slotChunk]
+	mu     sync.Mutex
+	free   []uint64
+	next   uint64
+}
+
+var slots = &slotTable{next: 1}
+
+func (t *slotTable) get(i uint64) *slotEntry {
+	cs := t.chunks.Load()
+	if cs == nil || i/256 >= uint64(len(*cs)) {
+		return nil
+	}
+	return (*cs)[i/256][i%256].Load()
+}
+
+func (t *slotTable) add(e *slotEntry) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var i uint64
+	if n := len(t.free); n > 0 {
+		i, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		i = t.next
+		t.next++
+	}
+	var cs []*slotChunk
+	if p := t.chunks.Load(); p != nil {
+		cs = *p
+	}
+	if i/256 >= uint64(len(cs)) {
+		grown := append(cs[:len(cs):len(cs)], new(slotChunk))
+		t.chunks.Store(&grown)
+		cs = grown
+	}
+	cs[i/256][i%256].Store(e)
+	return i
+}
+
+func (t *slotTable) remove(i uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if (*t.chunks.Load())[i/256][i%256].Swap(nil) != nil {
+		t.free = append(t.free, i)
+	}
 }
 
 // ops is the element-command table: the kernel's ringbuf map ops answer
@@ -162,6 +239,7 @@ func Lookup(r *region.Region) *Ring {
 type ops struct {
 	key  *region.Region
 	ring *Ring
+	slot uint64
 }
 
 func (*ops) Lookup(_, _ []byte) error           { return uapi.ENOTSUPP }
@@ -177,6 +255,6 @@ func (o *ops) Ring() *Ring { return o.ring }
 // released (it reads as zeroes afterwards; readers still holding the ring
 // keep its address range mapped).
 func (o *ops) Close() error {
-	registry.Delete(o.key)
+	slots.remove(o.slot)
 	return o.ring.Release()
 }

@@ -3,6 +3,7 @@ package ringbuf
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,10 @@ var ErrClosed = os.ErrClosed
 // Record is one record read from the ring.
 type Record struct {
 	RawSample []byte
-	// Remaining is the number of bytes left to read in the ring after this
-	// record, at the time it was read.
+	// Remaining is the minimum number of bytes left to read in the ring
+	// after this record (as in cilium/ebpf): it counts up to producer_pos
+	// as the Reader last loaded it, which it does only once it has read
+	// everything below the previous value.
 	Remaining int
 }
 
@@ -31,6 +34,11 @@ type Reader struct {
 	closed   atomic.Bool
 	deadline atomic.Int64 // unix nanoseconds; 0 = none
 	onClose  func() error
+	// prod is producer_pos as last loaded (under mu). Records below it were
+	// reserved when it was loaded, so next reads their headers without
+	// loading producer_pos again — the line every reservation writes — until
+	// it has consumed up to it.
+	prod uint64
 }
 
 // NewReader returns a reader of g. onClose, if not nil, runs once on Close
@@ -93,6 +101,11 @@ func (r *Reader) ReadInto(rec *Record) error {
 	defer r.mu.Unlock()
 	g := r.g
 	for {
+		// Load the wake-up sequence before the state it guards (closed,
+		// deadline, records): SetDeadline, Close and producers change that
+		// state and then bump the sequence, so a change this iteration
+		// misses makes Wait32 return at once.
+		seq := atomic.LoadUint32(g.seq)
 		if r.closed.Load() {
 			return fmt.Errorf("ringbuffer: %w", ErrClosed)
 		}
@@ -105,15 +118,35 @@ func (r *Reader) ReadInto(rec *Record) error {
 				return os.ErrDeadlineExceeded
 			}
 		}
-		seq := atomic.LoadUint32(g.seq)
-		atomic.AddUint32(g.waiters, 1)
-		// Re-check after announcing: a producer that committed before it
-		// could see the announcement did not wake us.
+		// Before sleeping, poll for a while: a producer that is about to
+		// commit then needs no futex wake, and this goroutine no sleep.
+		if r.spin() {
+			continue
+		}
+		// Announce (an XCHG: ordered before the re-check below), then
+		// re-check: a producer that committed before it could see the
+		// announcement did not wake us.
+		atomic.StoreUint32(g.waiters, 1)
 		if !g.ready() && !r.closed.Load() {
 			region.Wait32(g.seq, seq, wait)
 		}
-		atomic.AddUint32(g.waiters, ^uint32(0))
 	}
+}
+
+// spinPolls is how many times a Reader polls an empty ring (yielding the
+// processor between polls) before it sleeps.
+const spinPolls = 64
+
+// spin polls the ring; true once a record is committed or the reader is
+// closed.
+func (r *Reader) spin() bool {
+	for range spinPolls {
+		runtime.Gosched()
+		if r.g.ready() || r.closed.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // ready reports whether the record at consumer_pos is committed.
@@ -126,9 +159,15 @@ func (g *Ring) ready() bool {
 // not discarded, copying it into rec; false if none is committed.
 func (r *Reader) next(rec *Record) bool {
 	g := r.g
+	if g.r.Released() {
+		return false // zeroed: reads as empty (the cached prod is stale)
+	}
 	cons := atomic.LoadUint64(g.cons)
 	for {
-		prod := atomic.LoadUint64(g.prod)
+		if cons >= r.prod {
+			r.prod = atomic.LoadUint64(g.prod)
+		}
+		prod := r.prod
 		if cons >= prod {
 			return false
 		}

@@ -15,12 +15,17 @@ const (
 	HeaderSize = 8
 )
 
-// Control words in the meta page, after the region header.
+// Control words in the meta page, after the region header, in two cache
+// lines: the producers' line (the reservation lock and what only producers
+// touch under it) and the wake-up line (written only when a consumer goes to
+// sleep or is woken), so that a commit's check for a sleeping consumer reads
+// a line the producers do not keep stealing from each other.
 const (
-	ctlLock    = region.HeaderSize + 0  // u32 reservation spin lock
-	ctlWaiters = region.HeaderSize + 4  // u32 consumers about to sleep or sleeping
-	ctlSeq     = region.HeaderSize + 8  // u32 wake-up sequence (the futex word)
-	ctlPending = region.HeaderSize + 16 // u64 oldest position that may still be BUSY
+	ctlLock      = region.HeaderSize + 0   // u32 reservation spin lock
+	ctlPending   = region.HeaderSize + 8   // u64 oldest position that may still be BUSY
+	ctlConsCache = region.HeaderSize + 16  // u64 consumer_pos as last loaded by a producer
+	ctlWaiters   = region.HeaderSize + 128 // u32 1 while a consumer is about to sleep or sleeping
+	ctlSeq       = region.HeaderSize + 132 // u32 wake-up sequence (the futex word)
 )
 
 // ErrFull is a refused reservation: the record does not fit in the free
@@ -46,7 +51,7 @@ type Ring struct {
 	doubled bool
 
 	lock, waiters, seq *uint32
-	pending            *uint64
+	pending, consCache *uint64
 	cons, prod         *uint64
 }
 
@@ -76,8 +81,8 @@ func newOver(r *region.Region, doubled bool, size uint64) *Ring {
 	return &Ring{
 		r: r, mem: mem, page: p, size: size, mask: size - 1, dataOff: 3 * p, doubled: doubled,
 		lock: mem.Uint32(ctlLock), waiters: mem.Uint32(ctlWaiters), seq: mem.Uint32(ctlSeq),
-		pending: mem.Uint64(ctlPending),
-		cons:    mem.Uint64(p), prod: mem.Uint64(2 * p),
+		pending: mem.Uint64(ctlPending), consCache: mem.Uint64(ctlConsCache),
+		cons: mem.Uint64(p), prod: mem.Uint64(2 * p),
 	}
 }
 
@@ -113,9 +118,18 @@ func (g *Ring) AvailableBytes() int {
 
 func (g *Ring) hdr(pos uint64) *uint32 { return g.mem.Uint32(g.dataOff + pos&g.mask) }
 
+// acquire takes the reservation lock: test and test-and-set, so waiting
+// producers spin on a shared copy of the line instead of stealing it, and
+// yield after a while (the holder may have been descheduled).
 func (g *Ring) acquire() {
-	for spins := 0; !atomic.CompareAndSwapUint32(g.lock, 0, 1); spins++ {
-		if spins > 16 {
+	if atomic.CompareAndSwapUint32(g.lock, 0, 1) {
+		return
+	}
+	for spins := 0; ; spins++ {
+		if atomic.LoadUint32(g.lock) == 0 && atomic.CompareAndSwapUint32(g.lock, 0, 1) {
+			return
+		}
+		if spins > 32 {
 			runtime.Gosched()
 		}
 	}
@@ -140,15 +154,25 @@ func (v Reservation) Bytes() []byte {
 
 // Reserve reserves a record of n payload bytes, as bpf_ringbuf_reserve.
 func (g *Ring) Reserve(n int) (Reservation, error) {
-	if n < 0 || n > maxRecord {
+	pos, ok := g.reserve(n)
+	runtime.KeepAlive(g)
+	if !ok {
 		return Reservation{}, ErrFull
+	}
+	return Reservation{g: g, pos: pos, n: uint32(n)}, nil
+}
+
+// reserve is the kernel's __bpf_ringbuf_reserve: it returns the position of
+// a new BUSY record of n payload bytes, or false if it does not fit.
+func (g *Ring) reserve(n int) (uint64, bool) {
+	if n < 0 || n > maxRecord {
+		return 0, false
 	}
 	total := (uint64(n) + HeaderSize + 7) &^ 7
 	if total > g.size {
-		return Reservation{}, ErrFull
+		return 0, false
 	}
 	g.acquire()
-	defer runtime.KeepAlive(g)
 	prod := atomic.LoadUint64(g.prod)
 	// Move the pending position past records committed since last time.
 	pend := *g.pending
@@ -161,10 +185,20 @@ func (g *Ring) Reserve(n int) (Reservation, error) {
 	}
 	*g.pending = pend
 	next := prod + total
-	cons := atomic.LoadUint64(g.cons)
-	if next-cons > g.mask || next-pend > g.mask {
+	if next-pend > g.mask {
 		g.releaseLock()
-		return Reservation{}, ErrFull
+		return 0, false
+	}
+	// consumer_pos only grows, so a record that fits below an older value
+	// fits below the current one: load the consumer's line (which it writes
+	// for every record) only when the cached value says the ring is full.
+	if next-*g.consCache > g.mask {
+		cons := atomic.LoadUint64(g.cons)
+		*g.consCache = cons
+		if next-cons > g.mask {
+			g.releaseLock()
+			return 0, false
+		}
 	}
 	off := g.dataOff + prod&g.mask
 	// pg_off: the record's page counted from the kernel's struct, whose
@@ -173,7 +207,7 @@ func (g *Ring) Reserve(n int) (Reservation, error) {
 	region.StoreRelease32(g.mem.Uint32(off), uint32(n)|BusyBit)
 	region.StoreRelease64(g.prod, next)
 	g.releaseLock()
-	return Reservation{g: g, pos: prod, n: uint32(n)}, nil
+	return prod, true
 }
 
 // Submit commits the record, as bpf_ringbuf_submit.
@@ -195,11 +229,13 @@ func (v Reservation) commit(discard bool) {
 			copy(g.mem[g.dataOff:g.dataOff+end-g.size], g.mem[g.dataOff+g.size:g.dataOff+end])
 		}
 	}
-	// Sequentially consistent store: release for the payload, and ordered
-	// before the load of the waiter count (a sleeping consumer announces
-	// itself, then re-reads this header).
+	// Sequentially consistent store (XCHG on amd64): release for the
+	// payload, and ordered before the load of the waiter flag (a consumer
+	// about to sleep sets the flag, then re-reads this header).
 	atomic.StoreUint32(g.hdr(v.pos), l)
-	if atomic.LoadUint32(g.waiters) != 0 {
+	// Only the producer that takes the flag wakes: a sleeping consumer costs
+	// one futex wake, not one per commit until it runs again.
+	if atomic.LoadUint32(g.waiters) != 0 && atomic.SwapUint32(g.waiters, 0) != 0 {
 		atomic.AddUint32(g.seq, 1)
 		region.Wake32(g.seq)
 	}
@@ -209,11 +245,13 @@ func (v Reservation) commit(discard bool) {
 // Output copies data into a new record and commits it, as
 // bpf_ringbuf_output.
 func (g *Ring) Output(data []byte) error {
-	v, err := g.Reserve(len(data))
-	if err != nil {
-		return err
+	pos, ok := g.reserve(len(data))
+	if !ok {
+		runtime.KeepAlive(g)
+		return ErrFull
 	}
-	copy(v.Bytes(), data)
-	v.Submit()
+	off := g.dataOff + pos&g.mask + HeaderSize
+	copy(g.mem[off:off+uint64(len(data))], data)
+	Reservation{g: g, pos: pos, n: uint32(len(data))}.commit(false)
 	return nil
 }

@@ -386,3 +386,45 @@ func TestPortableLayout(t *testing.T) {
 	t.Run("full", TestFullRingRefuses)
 	t.Run("concurrent", TestConcurrentProducers)
 }
+
+// A SetDeadline racing with a Read that is about to sleep must still wake
+// it (the Reader loads the wake-up sequence before the deadline).
+func TestSetDeadlineWakesSleepingRead(t *testing.T) {
+	g := newRing(t, PageSize)
+	for i := range 200 {
+		rd := NewReader(g, nil)
+		done := make(chan error, 1)
+		go func() { _, err := rd.Read(); done <- err }()
+		if i%2 == 0 {
+			time.Sleep(time.Duration(i%7) * time.Microsecond)
+		}
+		rd.SetDeadline(time.Unix(1, 0))
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Read slept through SetDeadline", i)
+		}
+	}
+}
+
+// One futex wake per sleep: after a producer wakes the consumer, the
+// waiter flag is clear, so later commits make no wake-up call.
+func TestWakeFlagTakenOnce(t *testing.T) {
+	g := newRing(t, PageSize)
+	atomic.StoreUint32(g.waiters, 1)
+	seq := atomic.LoadUint32(g.seq)
+	for range 3 {
+		if err := g.Output([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := atomic.LoadUint32(g.seq); got != seq+1 {
+		t.Fatalf("sequence advanced by %d, want 1", got-seq)
+	}
+	if atomic.LoadUint32(g.waiters) != 0 {
+		t.Fatal("waiter flag still set")
+	}
+}
