@@ -64,35 +64,7 @@ func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "kbpf_loopcost",
-		Type:         ebpf.XDP,
-		License:      "GPL", // bpf_loop is GPL-only
-		Instructions: insns,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("kbpf: LoopCost: load program: %w", err)
-	}
-	defer prog.Close()
-
-	pkt := make([]byte, 64) // an Ethernet header (14 bytes) plus padding
-	opts := &ebpf.RunOptions{Data: pkt, Repeat: 1}
-	start := time.Now()
-	ret, err := prog.Run(opts)
-	elapsed := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("kbpf: LoopCost: test run: %w", err)
-	}
-	switch ret {
-	case xdpPass:
-	case xdpDrop:
-		return 0, fmt.Errorf("kbpf: LoopCost: bpf_loop did not run %d iterations", iters)
-	case xdpAborted:
-		return 0, fmt.Errorf("kbpf: LoopCost: %v failed inside BPF (missing key or update error)", op)
-	default:
-		return 0, fmt.Errorf("kbpf: LoopCost: unexpected program result %d", ret)
-	}
-	return elapsed / time.Duration(iters), nil
+	return runLoop("LoopCost", insns, iters, fmt.Sprintf("%v failed inside BPF (missing key or update error)", op))
 }
 
 // loopProgram builds the measuring program:
@@ -111,58 +83,12 @@ func loopProgram(mapFD int, op Op, nKeys, iters uint32) (asm.Instructions, error
 	if op < OpLookup || op > OpPushPop {
 		return nil, fmt.Errorf("kbpf: LoopCost: unknown op %d", int(op))
 	}
-	mainFn := &btf.Func{
-		Name: "kbpf_loopcost",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
-			Params: []btf.FuncParam{{
-				Name: "ctx",
-				Type: &btf.Pointer{Target: &btf.Struct{Name: "xdp_md"}},
-			}},
-		},
-		Linkage: btf.GlobalFunc,
-	}
-	// bpf_loop callbacks must be static functions with BTF func info.
-	cbFn := &btf.Func{
-		Name: "cb",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "long", Size: 8, Encoding: btf.Signed},
-			Params: []btf.FuncParam{
-				{Name: "index", Type: &btf.Int{Name: "unsigned int", Size: 4}},
-				{Name: "ctx", Type: &btf.Pointer{Target: &btf.Void{}}},
-			},
-		},
-		Linkage: btf.StaticFunc,
-	}
-
-	insns := asm.Instructions{
-		// main: failed = 0 at fp-8.
-		btf.WithFuncMetadata(asm.Mov.Imm(asm.R1, 0), mainFn).WithSymbol("kbpf_loopcost"),
-		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R1, int32(iters)),
-		asm.Instruction{
-			OpCode:   asm.LoadImmOp(asm.DWord),
-			Dst:      asm.R2,
-			Src:      asm.PseudoFunc,
-			Constant: -1,
-		}.WithReference("cb"),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -8),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnLoop.Call(),
-		asm.LoadMem(asm.R1, asm.RFP, -8, asm.DWord),
-		asm.JNE.Imm(asm.R1, 0, "op_failed"),
-		asm.JNE.Imm(asm.R0, int32(iters), "loop_short"),
-		asm.Mov.Imm(asm.R0, xdpPass),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("loop_short"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpAborted).WithSymbol("op_failed"),
-		asm.Return(),
-
+	mainFn, cbFn := loopFuncs("kbpf_loopcost", "cb")
+	insns := loopMain(mainFn, "cb", iters)
+	insns = append(insns,
 		// cb(r1 = index, r2 = ctx): keep ctx in r6 across the helper call.
 		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), cbFn).WithSymbol("cb"),
-	}
+	)
 	if op == OpUpdate {
 		// The value is the loop index.
 		insns = append(insns, asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord))

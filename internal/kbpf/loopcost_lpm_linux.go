@@ -55,34 +55,7 @@ func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, 
 			return 0, fmt.Errorf("kbpf: LPMLoopCost: fill probe table: %w", err)
 		}
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "kbpf_lpmcost",
-		Type:         ebpf.XDP,
-		License:      "GPL", // bpf_loop is GPL-only
-		Instructions: lpmLoopProgram(trie.FD(), tab.FD(), n, iters),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: load program: %w", err)
-	}
-	defer prog.Close()
-
-	opts := &ebpf.RunOptions{Data: make([]byte, 64), Repeat: 1}
-	start := time.Now()
-	ret, err := prog.Run(opts)
-	elapsed := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: test run: %w", err)
-	}
-	switch ret {
-	case xdpPass:
-	case xdpDrop:
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: bpf_loop did not run %d iterations", iters)
-	case xdpAborted:
-		return 0, errors.New("kbpf: LPMLoopCost: a probe missed inside BPF")
-	default:
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: unexpected program result %d", ret)
-	}
-	return elapsed / time.Duration(iters), nil
+	return runLoop("LPMLoopCost", lpmLoopProgram(trie.FD(), tab.FD(), n, iters), iters, "a probe missed inside BPF")
 }
 
 // lpmLoopProgram builds the measuring program:
@@ -99,52 +72,8 @@ func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, 
 //	                 return 0
 //	fail:            *ctx = 1, return 1 (stop)
 func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
-	mainFn := &btf.Func{
-		Name: "kbpf_lpmcost",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
-			Params: []btf.FuncParam{{
-				Name: "ctx",
-				Type: &btf.Pointer{Target: &btf.Struct{Name: "xdp_md"}},
-			}},
-		},
-		Linkage: btf.GlobalFunc,
-	}
-	cbFn := &btf.Func{
-		Name: "lpm_cb",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "long", Size: 8, Encoding: btf.Signed},
-			Params: []btf.FuncParam{
-				{Name: "index", Type: &btf.Int{Name: "unsigned int", Size: 4}},
-				{Name: "ctx", Type: &btf.Pointer{Target: &btf.Void{}}},
-			},
-		},
-		Linkage: btf.StaticFunc,
-	}
-	return asm.Instructions{
-		btf.WithFuncMetadata(asm.Mov.Imm(asm.R1, 0), mainFn).WithSymbol("kbpf_lpmcost"),
-		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R1, int32(iters)),
-		asm.Instruction{
-			OpCode:   asm.LoadImmOp(asm.DWord),
-			Dst:      asm.R2,
-			Src:      asm.PseudoFunc,
-			Constant: -1,
-		}.WithReference("lpm_cb"),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -8),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnLoop.Call(),
-		asm.LoadMem(asm.R1, asm.RFP, -8, asm.DWord),
-		asm.JNE.Imm(asm.R1, 0, "lpm_failed"),
-		asm.JNE.Imm(asm.R0, int32(iters), "lpm_short"),
-		asm.Mov.Imm(asm.R0, xdpPass),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("lpm_short"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpAborted).WithSymbol("lpm_failed"),
-		asm.Return(),
-
+	mainFn, cbFn := loopFuncs("kbpf_lpmcost", "lpm_cb")
+	return append(loopMain(mainFn, "lpm_cb", iters),
 		// cb(r1 = index, r2 = ctx): keep ctx in r6 across the helper calls.
 		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), cbFn).WithSymbol("lpm_cb"),
 		asm.Mul.Imm32(asm.R1, knuthMul),
@@ -170,5 +99,5 @@ func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("lpm_cb_ok"),
 		asm.Return(),
-	}
+	)
 }

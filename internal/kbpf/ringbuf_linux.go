@@ -185,28 +185,7 @@ func RingbufOutput(recordSize, producers int, records uint64, ringSize uint32) (
 // bpf_loop returns the number of callbacks run, including one that stopped
 // the loop, so the program returns the number of records committed.
 func ringbufProgram(mapFD, size int, iters uint32) asm.Instructions {
-	mainFn := &btf.Func{
-		Name: "kbpf_ringbuf",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
-			Params: []btf.FuncParam{{
-				Name: "ctx",
-				Type: &btf.Pointer{Target: &btf.Struct{Name: "xdp_md"}},
-			}},
-		},
-		Linkage: btf.GlobalFunc,
-	}
-	cbFn := &btf.Func{
-		Name: "cb",
-		Type: &btf.FuncProto{
-			Return: &btf.Int{Name: "long", Size: 8, Encoding: btf.Signed},
-			Params: []btf.FuncParam{
-				{Name: "index", Type: &btf.Int{Name: "unsigned int", Size: 4}},
-				{Name: "ctx", Type: &btf.Pointer{Target: &btf.Void{}}},
-			},
-		},
-		Linkage: btf.StaticFunc,
-	}
+	mainFn, cbFn := loopFuncs("kbpf_ringbuf", "cb")
 	base := int16(-8 - size) // the stop flag; the payload follows it
 	insns := asm.Instructions{
 		btf.WithFuncMetadata(asm.Mov.Imm(asm.R1, 0), mainFn).WithSymbol("kbpf_ringbuf"),
