@@ -444,3 +444,23 @@ func TestPerCPUBatches(t *testing.T) {
 		wantErr(t, "wrong per-CPU value count", err, unix.EINVAL)
 	}
 }
+
+// TestWordArrayFastPath: u64 arrays looked up through *uint32/*uint64 take
+// an inlined path; it must keep every rule of the general one.
+func TestWordArrayFastPath(t *testing.T) {
+	m, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	wantErr(t, "create", err)
+	k, v := uint32(2), uint64(0)
+	wantErr(t, "put", m.Put(&k, uint64(77)))
+	wantErr(t, "lookup", m.Lookup(&k, &v))
+	if v != 77 {
+		t.Fatalf("got %d", v)
+	}
+	past := uint32(4)
+	wantErr(t, "index past the end", m.Lookup(&past, &v), ebpf.ErrKeyNotExist)
+	wantErr(t, "lookup with BPF_F_LOCK", m.LookupWithFlags(&k, &v, ebpf.LookupLock), unix.EINVAL)
+	wantErr(t, "close", m.Close())
+	wantErr(t, "lookup after close", m.Lookup(&k, &v), unix.EBADF)
+	wo := newMap(t, &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4, Flags: fWronly})
+	wantErr(t, "lookup on a write-only handle", wo.Lookup(&k, &v), unix.EPERM)
+}

@@ -160,6 +160,17 @@ func (m *Map) Lookup(key, value []byte) error {
 	return nil
 }
 
+// Word returns element i's value when values are one 8-byte word, with one
+// atomic load; ok is false when i is past the end or values are not one
+// word (the caller then takes the general path, which has the errnos).
+// Small enough to be inlined into the public API's hot path.
+func (m *Map) Word(i uint32) (v uint64, ok bool) {
+	if i >= m.max || m.word != 8 {
+		return 0, false
+	}
+	return atomic.LoadUint64(m.mem.Uint64(m.g.valOff + uint64(i)*m.g.stride)), true
+}
+
 // read copies element i into out without tearing.
 func (m *Map) read(i uint32, out []byte) {
 	off := m.valOff(i)

@@ -3,6 +3,7 @@ package command
 import (
 	"sync/atomic"
 
+	"github.com/bpfmap/bpfmap/internal/array"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
@@ -92,3 +93,19 @@ func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 // KeepAlive returns a value that keeps the map's memory mapped while the
 // caller holds it (see region.Region).
 func (h *Handle) KeepAlive() any { return h.m.r }
+
+// Readable reports whether a lookup through the handle passes the generic
+// checks (open and readable), for callers that go straight to a family's
+// inlined accessor on their hot path.
+func (h *Handle) Readable() bool { return h.fast.Load()&fastRead != 0 }
+
+// WordArray returns the array family's map when the handle's map is an
+// ARRAY whose values are one 8-byte word, so that the public API can read
+// an element with the family's inlined Word accessor after Readable; nil
+// otherwise.
+func (h *Handle) WordArray() *array.Map {
+	if a, ok := h.m.ops.(*array.Map); ok && h.m.typ == uapi.MapTypeArray && h.m.valSize == 8 {
+		return a
+	}
+	return nil
+}
