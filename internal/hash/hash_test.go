@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
-	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -17,9 +16,10 @@ import (
 func TestPresentKeysAlwaysFound(t *testing.T) {
 	for _, mode := range []string{"updates-only", "churn-only", "both"} {
 		a := &mapops.Attr{Type: uapi.MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 48, PossibleCPUs: 2}
-		l, _ := Family.Layout(a)
-		r, _ := region.New(region.HeaderSize + l.BodySize)
-		ops, _ := Family.Open(r, a, l)
+		ops, _, err := mapops.OpenDetached(Family, a)
+		if err != nil {
+			t.Fatal(err)
+		}
 		k := make([]byte, 4)
 		v := make([]byte, 8)
 		for i := uint32(0); i < 32; i++ {
@@ -71,9 +71,10 @@ func TestPresentKeysAlwaysFound(t *testing.T) {
 func TestLockedPathsAgree(t *testing.T) {
 	for _, vs := range []uint32{8, 12} {
 		a := &mapops.Attr{Type: uapi.MapTypeHash, KeySize: 4, ValueSize: vs, MaxEntries: 16, PossibleCPUs: 2}
-		l, _ := Family.Layout(a)
-		r, _ := region.New(region.HeaderSize + l.BodySize)
-		opsI, _ := Family.Open(r, a, l)
+		opsI, _, err := mapops.OpenDetached(Family, a)
+		if err != nil {
+			t.Fatal(err)
+		}
 		m := opsI.(*Map)
 		k := make([]byte, 4)
 		v := make([]byte, vs)

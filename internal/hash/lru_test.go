@@ -8,29 +8,17 @@ import (
 	"testing"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
-	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
 func newTestLRU(t *testing.T, typ uapi.MapType, flags, max, vs uint32, cpu func() int) *Map {
 	t.Helper()
 	a := &mapops.Attr{Type: typ, KeySize: 4, ValueSize: vs, MaxEntries: max, Flags: flags, PossibleCPUs: 2, CPU: cpu}
-	if err := Family.Check(a); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Family.Layout(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := region.New(region.HeaderSize + l.BodySize)
+	ops, r, err := mapops.OpenDetached(Family, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Release() })
-	ops, err := Family.Open(r, a, l)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return ops.(*Map)
 }
 

@@ -7,7 +7,6 @@ import (
 	"syscall"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
-	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -155,18 +154,7 @@ func (m *model) nextKey(key []byte) ([]byte, syscall.Errno) {
 func newOps(keySize, valueSize, maxEntries uint32) (*Map, error) {
 	a := &mapops.Attr{Type: uapi.MapTypeLPMTrie, KeySize: keySize, ValueSize: valueSize,
 		MaxEntries: maxEntries, Flags: uapi.FNoPrealloc, PossibleCPUs: 2}
-	if err := Family.Check(a); err != nil {
-		return nil, err
-	}
-	l, err := Family.Layout(a)
-	if err != nil {
-		return nil, err
-	}
-	r, err := region.New(region.HeaderSize + l.BodySize)
-	if err != nil {
-		return nil, err
-	}
-	ops, err := Family.Open(r, a, l)
+	ops, _, err := mapops.OpenDetached(Family, a)
 	if err != nil {
 		return nil, err
 	}

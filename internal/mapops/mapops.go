@@ -168,3 +168,27 @@ func RoundUpPow2(n uint32) uint64 {
 	}
 	return p
 }
+
+// OpenDetached makes a map of family f without the command layer: the
+// family's Check and Layout, a fresh region, and Open. It is how family
+// tests and tools build a map; such a map has no id, name or seed (the
+// region header's fields stay zero), and releasing the region frees it.
+func OpenDetached(f Family, a *Attr) (Ops, *region.Region, error) {
+	if err := f.Check(a); err != nil {
+		return nil, nil, err
+	}
+	l, err := f.Layout(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := region.New(region.HeaderSize + l.BodySize)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops, err := f.Open(r, a, l)
+	if err != nil {
+		_ = r.Release()
+		return nil, nil, err
+	}
+	return ops, r, nil
+}

@@ -4,28 +4,16 @@ import (
 	"testing"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
-	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
 func open(t *testing.T, a *mapops.Attr) mapops.Ops {
 	t.Helper()
-	if err := Family.Check(a); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Family.Layout(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := region.New(region.HeaderSize + l.BodySize)
+	ops, r, err := mapops.OpenDetached(Family, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Release() })
-	ops, err := Family.Open(r, a, l)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return ops
 }
 
