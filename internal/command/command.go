@@ -12,6 +12,7 @@
 package command
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 
@@ -20,9 +21,11 @@ import (
 	"github.com/bpfmap/bpfmap/internal/hash"
 	"github.com/bpfmap/bpfmap/internal/lpm"
 	"github.com/bpfmap/bpfmap/internal/mapops"
+	"github.com/bpfmap/bpfmap/internal/namespace"
 	"github.com/bpfmap/bpfmap/internal/queue"
 	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/ringbuf"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -96,6 +99,13 @@ type Options struct {
 	// reduced modulo the possible CPUs (negative → 0). nil: the scheduler
 	// processor running the caller (internal/cpuid).
 	CPU func() int
+	// Namespace is the pin namespace the map is created in, so that other
+	// processes can open it; nil: the default namespace
+	// (namespace.Default), if it can be opened. Private overrides it.
+	Namespace *namespace.NS
+	// Private makes a map in this process's memory only: no other process
+	// can open it and it cannot be pinned.
+	Private bool
 }
 
 // Map is one map object: its region, operations and identity. It lives
@@ -116,8 +126,13 @@ type Map struct {
 	ncpu    int
 	memlock uint64
 	frozen  *uint32 // in the region header
+	mmaps   *uint32 // writable memory views in every process (block freeze)
 	refs    atomic.Int64
-	mmaps   atomic.Int64 // writable memory views (block freeze)
+
+	// Shared maps: the object in the pin namespace and the map's lock
+	// words' owner (nil and a local Locker for private maps).
+	obj    *namespace.Object
+	locker *robust.Locker
 }
 
 // Handle is a reference to a map with an access mode, like a map fd.
@@ -155,11 +170,15 @@ func newHandle(m *Map, read, write bool) *Handle {
 	return h
 }
 
-// lastID is the id allocator: ids grow and are not reused while the
-// counter has room, as the kernel's cyclic allocator behaves.
+// lastID is the id allocator of private maps made without a namespace:
+// ids grow and are not reused while the counter has room, as the kernel's
+// cyclic allocator behaves. With a namespace, ids come from its allocator.
 var lastID atomic.Uint32
 
-func nextID() uint32 {
+func nextID(ns *namespace.NS) uint32 {
+	if ns != nil {
+		return ns.ReserveID()
+	}
 	for {
 		id := lastID.Add(1)
 		if id != 0 && id < 1<<31-1 {
@@ -244,31 +263,49 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	if a.ExclProgHash != 0 || a.ExclProgHashSize != 0 {
 		return nil, uapi.EINVAL // programs cannot be bound to user-space maps
 	}
-	r, err := region.New(region.HeaderSize + lay.BodySize)
+	ns := o.Namespace
+	if ns == nil && !o.Private {
+		ns, _ = namespace.Default() // unusable namespace: a private map
+	}
+	if o.Private {
+		ns = nil
+	}
+	r, obj, err := newRegion(ns, lay)
 	if err != nil {
 		return nil, uapi.ENOMEM
 	}
 	m := &Map{
 		r: r, traits: fam.Traits(ma), typ: t, keySize: a.KeySize, valSize: a.ValueSize,
 		maxEnt: lay.MaxEntries, flags: flags &^ uapi.FAccessMask, extra: a.MapExtra,
-		name: name, id: nextID(), ncpu: ncpu, memlock: lay.Memlock,
+		name: name, ncpu: ncpu, memlock: lay.Memlock, obj: obj,
+	}
+	if obj != nil {
+		m.id = obj.ID()
+	} else {
+		m.id = nextID(ns)
 	}
 	m.sysVal = a.ValueSize
 	if m.traits.PerCPU {
 		m.sysVal = uint32(mapops.RoundUp8(a.ValueSize) * uint64(ncpu))
 	}
 	h := r.Header()
-	copy(h.Magic[:], region.Magic)
-	h.Layout = region.LayoutVersion
 	h.MapType, h.KeySize, h.ValueSize, h.MaxEntries, h.MapFlags = a.MapType, a.KeySize, a.ValueSize, lay.MaxEntries, m.flags
 	h.Name, h.ID, h.PossibleCPUs, h.MapExtra = name, m.id, uint32(ncpu), a.MapExtra
-	h.BodyOffset, h.Size = region.HeaderSize, uint64(r.Len())
+	h.BodyOffset, h.Size, h.CreateMaxEntries = region.HeaderSize, uint64(r.Len()), a.MaxEntries
 	if flags&uapi.FZeroSeed == 0 {
 		h.Seed = randomSeed()
 	}
-	m.frozen = &h.Frozen
-	if m.ops, err = fam.Open(r, ma, lay); err != nil {
-		_ = r.Release()
+	h.Layout = region.LayoutVersion
+	// The magic goes last: a sweep leaves an object without it alone for a
+	// while, and an opener refuses it.
+	region.StoreRelease64(r.Uint64(0), binary.LittleEndian.Uint64([]byte(region.Magic)))
+	m.frozen, m.mmaps = &h.Frozen, &h.Mmaps
+	if err := m.open(fam, ma, lay); err != nil {
+		if obj != nil {
+			_, _ = obj.Close(r)
+		} else {
+			_ = r.Release()
+		}
 		return nil, err
 	}
 	m.refs.Store(1)
@@ -308,8 +345,7 @@ func (h *Handle) Close() error {
 	}
 	h.fast.Store(0)
 	if h.m.refs.Add(-1) == 0 {
-		_ = h.m.ops.Close()
-		return h.m.r.Release()
+		return h.m.close()
 	}
 	return nil
 }

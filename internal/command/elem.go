@@ -190,7 +190,7 @@ func (h *Handle) Freeze() error {
 	}
 	// Memory counts a writable view before it checks frozen, and Freeze sets
 	// frozen before it checks the views, so one of them sees the other.
-	if m.mmaps.Load() != 0 {
+	if atomic.LoadUint32(m.mmaps) != 0 {
 		atomic.StoreUint32(m.frozen, 0)
 		return uapi.EBUSY
 	}

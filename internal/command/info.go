@@ -75,15 +75,15 @@ func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 		if !h.canWrite() {
 			return nil, nil, uapi.EPERM
 		}
-		m.mmaps.Add(1)
+		atomic.AddUint32(m.mmaps, 1)
 		if atomic.LoadUint32(m.frozen) != 0 {
-			m.mmaps.Add(-1)
+			atomic.AddUint32(m.mmaps, ^uint32(0))
 			return nil, nil, uapi.EPERM
 		}
 		var once atomic.Bool
 		return mem.ValueArea(), func() {
 			if !once.Swap(true) {
-				m.mmaps.Add(-1)
+				atomic.AddUint32(m.mmaps, ^uint32(0))
 			}
 		}, nil
 	}

@@ -80,6 +80,7 @@ import (
 	"github.com/bpfmap/bpfmap/internal/jhash"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -289,6 +290,10 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 		free:     r.Uint64(region.HeaderSize + hdrFree),
 		fresh:    r.Uint32(region.HeaderSize + hdrFresh),
 		copySize: uint64(a.ValueSize),
+		locks:    a.Locks,
+	}
+	if m.locks == nil {
+		m.locks = robust.New(nil)
 	}
 	if percpu(a.Type) {
 		m.copySize = g.valArea
@@ -313,6 +318,7 @@ type Map struct {
 	max      uint32
 	inPlace  bool      // per-CPU: replace at the same chain position
 	lru      *lruState // LRU maps only
+	locks    *robust.Locker
 	count    *uint32
 	free     *uint64
 	fresh    *uint32
@@ -352,37 +358,20 @@ func (m *Map) keyEqual(e uint64, key []byte) bool {
 	return bytes.Equal(m.keyOf(e), key)
 }
 
-// Lock word bits. The remaining bits are reserved for the owner's identity,
-// so that a later cross-process layout can recover the lock of a process
-// that died holding it.
+// Lock word bits: a bucket's lock word is an internal/robust lock word whose
+// flag bit says whether the bucket's home element is in use.
 const (
-	locked   = 1 << 0
-	homeUsed = 1 << 1
-	// version is the unit of the counter in the remaining bits, advanced
-	// by every unlock.
-	version = 1 << 2
+	locked   = robust.Locked
+	homeUsed = robust.Flag
 
 	// readRetries bounds a lock-free reader's retries before it locks.
 	readRetries = 8
 )
 
-// lock takes bucket b's writer lock.
-func (m *Map) lock(b uint32) {
-	w := m.lockWord(b)
-	for spins := 0; ; spins++ {
-		if lw := atomic.LoadUint32(w); lw&locked == 0 && atomic.CompareAndSwapUint32(w, lw, lw|locked) {
-			return
-		}
-		if spins > 16 {
-			runtime.Gosched()
-		}
-	}
-}
+// lock takes bucket b's writer lock, returning the version to unlock with.
+func (m *Map) lock(b uint32) uint32 { return m.locks.Lock(m.lockWord(b)) }
 
-func (m *Map) unlock(b uint32) {
-	w := m.lockWord(b)
-	region.StoreRelease32(w, atomic.LoadUint32(w)&^locked+version)
-}
+func (m *Map) unlock(b, ver uint32) { m.locks.Unlock(m.lockWord(b), ver) }
 
 // quiet reports whether bucket b's writers left it alone between a reader's
 // first look at its lock word (v1) and now.
@@ -611,8 +600,8 @@ func (m *Map) Lookup(key, value []byte) error {
 
 // lookupLocked answers a lookup under bucket b's lock.
 func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
-	m.lock(b)
-	defer m.unlock(b)
+	ver := m.lock(b)
+	defer m.unlock(b, ver)
 	ref, _ := m.find(b, hv, key)
 	if ref == 0 {
 		return uapi.ENOENT
@@ -659,35 +648,35 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	if m.lru != nil {
 		return m.lruUpdate(key, value, flags)
 	}
-	var hv, b, old uint32
+	var hv, b, old, ver uint32
 	var slot uint64
 	if m.keySize == 4 {
 		k := binary.LittleEndian.Uint32(key)
 		hv = jhash.Word(k, m.seed)
 		b = hv & m.mask
-		m.lock(b)
+		ver = m.lock(b)
 		old, slot = m.findWord(b, hv, k)
 	} else {
 		hv = m.hash(key)
 		b = hv & m.mask
-		m.lock(b)
+		ver = m.lock(b)
 		old, slot = m.find(b, hv, key)
 	}
 	switch {
 	case old != 0 && flags == uapi.NoExist:
-		m.unlock(b)
+		m.unlock(b, ver)
 		return uapi.EEXIST
 	case old == 0 && flags == uapi.Exist:
-		m.unlock(b)
+		m.unlock(b, ver)
 		return uapi.ENOENT
 	case old == 0 && !m.reserve():
-		m.unlock(b)
+		m.unlock(b, ver)
 		return uapi.E2BIG
 	case old != 0 && m.g.valArea == 8 && (m.inPlace || slot == m.headOff(b)):
 		// The key keeps its place in the chain, as the kernel's update
 		// would leave it: store the new value in place.
 		m.storeValue(m.elem(old), value)
-		m.unlock(b)
+		m.unlock(b, ver)
 		return nil
 	}
 	if !m.inPlace && old != b+1 {
@@ -719,7 +708,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		region.StoreRelease32(m.mem.Uint32(slot), atomic.LoadUint32(m.nextOf(m.elem(old))))
 		m.release(old)
 	}
-	m.unlock(b)
+	m.unlock(b, ver)
 	return nil
 }
 
@@ -775,14 +764,14 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 func (m *Map) Delete(key []byte) error {
 	hv := m.hash(key)
 	b := hv & m.mask
-	m.lock(b)
+	ver := m.lock(b)
 	ref, slot := m.find(b, hv, key)
 	if ref == 0 {
-		m.unlock(b)
+		m.unlock(b, ver)
 		return uapi.ENOENT
 	}
 	m.unlink(b, ref, slot)
-	m.unlock(b)
+	m.unlock(b, ver)
 	if m.lru != nil {
 		m.lru.pushFree(ref - 1)
 	}
@@ -793,15 +782,15 @@ func (m *Map) Delete(key []byte) error {
 func (m *Map) LookupAndDelete(key, value []byte) error {
 	hv := m.hash(key)
 	b := hv & m.mask
-	m.lock(b)
+	ver := m.lock(b)
 	ref, slot := m.find(b, hv, key)
 	if ref == 0 {
-		m.unlock(b)
+		m.unlock(b, ver)
 		return uapi.ENOENT
 	}
 	m.copyValue(value, m.elem(ref))
 	m.unlink(b, ref, slot)
-	m.unlock(b)
+	m.unlock(b, ver)
 	if m.lru != nil {
 		m.lru.pushFree(ref - 1)
 	}
@@ -831,17 +820,17 @@ func (m *Map) nextKey(key, next []byte, locked bool) (found, done bool) {
 	if key != nil && locked {
 		hv := m.hash(key)
 		b := hv & m.mask
-		m.lock(b)
+		ver := m.lock(b)
 		ref, _ := m.find(b, hv, key)
 		if ref != 0 {
 			if nref := *m.nextOf(m.elem(ref)); isElem(nref) {
 				copy(next, m.keyOf(m.elem(nref)))
-				m.unlock(b)
+				m.unlock(b, ver)
 				return true, true
 			}
 			start = b + 1
 		}
-		m.unlock(b)
+		m.unlock(b, ver)
 	} else if key != nil {
 		hv := m.hash(key)
 		b := hv & m.mask
@@ -901,9 +890,9 @@ func (m *Map) NumBuckets() uint32 { return m.g.nBuckets }
 // CopyBucket copies bucket b whole, under its lock, if it fits in room and
 // in the keys and values buffers.
 func (m *Map) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (uint32, bool) {
-	m.lock(b)
+	ver := m.lock(b)
 	n, copied, freed := m.copyBucket(b, keys, values, room, del)
-	m.unlock(b)
+	m.unlock(b, ver)
 	// LRU nodes of deleted elements go back to the LRU without the bucket
 	// lock, last deleted first (as the kernel frees its batch list).
 	for freed != 0 {

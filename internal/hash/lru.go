@@ -418,17 +418,17 @@ func (l *lruState) evict(i uint32) bool {
 	ref := i + 1
 	e := m.elem(ref)
 	b := atomic.LoadUint32(m.hashOf(e)) & m.mask
-	m.lock(b)
+	ver := m.lock(b)
 	slot := m.headOff(b)
 	for r := *m.mem.Uint32(slot); isElem(r); r = *m.mem.Uint32(slot) {
 		if r == ref {
 			m.unlink(b, ref, slot)
-			m.unlock(b)
+			m.unlock(b, ver)
 			return true
 		}
 		slot = m.elem(r) + 4
 	}
-	m.unlock(b)
+	m.unlock(b, ver)
 	return false
 }
 
@@ -661,7 +661,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 			m.fill(node+1, hv, key, value)
 		}
 	}
-	m.lock(b)
+	ver := m.lock(b)
 	old, slot := m.find(b, hv, key)
 	var err error
 	switch {
@@ -692,7 +692,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 			m.unlink(b, old, slot)
 		}
 	}
-	m.unlock(b)
+	m.unlock(b, ver)
 	switch {
 	case node != noNode:
 		l.pushFree(node) // failed update, or an in-place one
@@ -743,15 +743,24 @@ func (m *Map) LookupTouch(key, value []byte) error {
 			out = make([]byte, len(value))
 		}
 	}
-	m.lock(b)
+	ver := m.lock(b)
 	ref, _ := m.find(b, hv, key)
 	if ref != 0 {
 		m.copyValue(value, m.elem(ref))
 		m.lru.setRef(ref - 1)
 	}
-	m.unlock(b)
+	m.unlock(b, ver)
 	if ref == 0 {
 		return uapi.ENOENT
 	}
 	return nil
+}
+
+// repairLRU is Repair for the LRU hash maps: it seizes every lock (the
+// LRU lists' locks first, in the order operations take them, then the
+// buckets), repairs the chains, and rebuilds the LRU lists from them.
+func (m *Map) repairLRU() {
+	vers := m.seizeBuckets()
+	m.rebuild(func(uint32) {})
+	m.unlockBuckets(vers)
 }

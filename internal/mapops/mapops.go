@@ -8,6 +8,7 @@ package mapops
 
 import (
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -31,6 +32,23 @@ type Attr struct {
 	// hash maps' per-CPU lists). nil: the processor running the caller
 	// (internal/cpuid).
 	CPU func() int
+	// Locks takes and releases the map's lock words (internal/robust). Nil
+	// in Attrs given to Check and Layout; Open gets one (a local Locker for
+	// a map no other process can reach).
+	Locks *robust.Locker
+}
+
+// Repairer is implemented by maps that can be made consistent again after
+// a process died in the middle of an operation on them (shared maps). Repair
+// seizes every lock word of the map (Locker.Seize: free words, and words
+// held by dead processes; it waits for live holders), restores the map's
+// invariants from what its memory holds — an operation the dead process had
+// not finished is either complete or absent afterwards, nothing is lost or
+// duplicated, counts are exact — and unlocks. Its caller holds no lock of the
+// map and holds the map's cross-process repair lock, so repairs never
+// overlap.
+type Repairer interface {
+	Repair()
 }
 
 // ProgLookuper is implemented by maps whose BPF-program lookup differs from
@@ -62,6 +80,10 @@ type Layout struct {
 	BodySize   uint64 // bytes after the region header
 	MaxEntries uint32 // max_entries as reported by bpf_map_info
 	Memlock    uint64 // the kernel's memory-usage figure for the same map
+	// RingData, when non-zero, asks for a ring region: the last RingData
+	// bytes of the body are mapped a second time right after the body
+	// (region.NewRing's layout), in every process that maps the map.
+	RingData uint64
 }
 
 // Ops is one map's operations table. Buffers are sized by the command layer:
@@ -181,9 +203,17 @@ func OpenDetached(f Family, a *Attr) (Ops, *region.Region, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := region.New(region.HeaderSize + l.BodySize)
+	var r *region.Region
+	if l.RingData != 0 {
+		r, _, err = region.NewRing(region.HeaderSize+l.BodySize-l.RingData, 0, l.RingData)
+	} else {
+		r, err = region.New(region.HeaderSize + l.BodySize)
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if a.Locks == nil {
+		a.Locks = robust.New(nil)
 	}
 	ops, err := f.Open(r, a, l)
 	if err != nil {

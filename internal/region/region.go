@@ -20,7 +20,7 @@ import (
 // the header or of a family's body layout.
 const (
 	Magic         = "BPFMAP\x00\x01"
-	LayoutVersion = 1
+	LayoutVersion = 2
 	// HeaderSize is the space reserved for Header at the start of a region;
 	// family bodies start at or after it.
 	HeaderSize = 256
@@ -47,7 +47,32 @@ type Header struct {
 	MapExtra     uint64
 	BodyOffset   uint64 // where the family's body starts
 	Size         uint64 // total bytes of the region
+	// CreateMaxEntries is max_entries as given at creation (MaxEntries is
+	// the reported figure, after any type-specific rounding), so that a
+	// process opening the region can size the family's layout again.
+	CreateMaxEntries uint32
+	// Mmaps counts writable memory views of the map in every process
+	// (BPF_F_MMAPABLE): while it is non-zero, freezing is EBUSY.
+	Mmaps uint32
+	// Attached has bit i set while process slot i of the namespace's process
+	// table has the map open, so that the map can be repaired after one of
+	// them dies (internal/namespace).
+	Attached [AttachWords]uint64
 }
+
+// DecodeHeader reads a header from its bytes as stored at the start of a
+// region (b holds at least HeaderSize bytes).
+func DecodeHeader(b []byte) Header {
+	var h Header
+	// Sound: b holds at least HeaderSize ≥ sizeof(Header) bytes (the slice
+	// expression checks it), and Header holds only fixed-size integers, so
+	// copying its bytes out builds a valid Header.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h)), b[:HeaderSize])
+	return h
+}
+
+// AttachWords is the size of Header.Attached in words: 64 process slots each.
+const AttachWords = 16
 
 // Compile-time check that Header fits the reserved space.
 var _ [HeaderSize - unsafe.Sizeof(Header{})]byte
@@ -62,6 +87,7 @@ var _ [HeaderSize - unsafe.Sizeof(Header{})]byte
 // their Region reachable until they return (runtime.KeepAlive in callers).
 type Region struct {
 	mem      []byte
+	shared   bool // a MAP_SHARED mapping of a map object's file
 	released atomic.Bool
 }
 
@@ -112,14 +138,36 @@ var released, unmapped atomic.Int64
 const maxWaiting = 1024
 
 // Release returns the region's pages to the system. Later accesses read
-// zeroes; the first call wins and later ones do nothing.
+// zeroes; the first call wins and later ones do nothing. For a shared
+// region (MapFile) Release only drops this process's use: the object's
+// memory belongs to every process that maps it, and Free returns it.
 func (r *Region) Release() error {
 	if r.released.Swap(true) {
 		return nil
 	}
 	released.Add(1)
+	if r.shared {
+		return nil
+	}
 	return discard(r.mem)
 }
+
+// Free releases the region and, for a shared region whose object is dead
+// (no process or pin holds it), returns the object's pages to the system;
+// every mapping reads zeroes afterwards.
+func (r *Region) Free() error {
+	if !r.shared {
+		return r.Release()
+	}
+	if r.released.Swap(true) {
+		return nil
+	}
+	released.Add(1)
+	return freeShared(r.mem)
+}
+
+// Shared reports whether the region maps a map object's file.
+func (r *Region) Shared() bool { return r.shared }
 
 // Released reports whether Release was called.
 func (r *Region) Released() bool { return r.released.Load() }

@@ -65,6 +65,9 @@ func (r *Region) ReleaseRing() error {
 	if r.released.Load() {
 		return nil
 	}
+	if r.shared {
+		return r.Release() // the object's pages belong to every process
+	}
 	err := discardShared(r.mem)
 	if rerr := r.Release(); err == nil {
 		err = rerr

@@ -129,6 +129,7 @@ const (
 	EEXIST     = syscall.EEXIST
 	EINVAL     = syscall.EINVAL
 	ENOSPC     = syscall.ENOSPC
+	ENOTDIR    = syscall.ENOTDIR
 	EINTR      = syscall.EINTR
 	EOPNOTSUPP = syscall.EOPNOTSUPP
 	ENOTSUPP   = syscall.Errno(524)
