@@ -22,16 +22,30 @@ const ENOTSUPP = uapi.ENOTSUPP
 type Error struct {
 	Op    string
 	Errno syscall.Errno
+	// Path is the pin path of a pin or open by path, if any.
+	Path string
+	// Detail says more where the errno alone is not enough (why a file is
+	// not a usable map, for instance).
+	Detail string
 }
 
 func (e *Error) Error() string {
-	if s := sentinel(e.Errno); s != nil {
-		return e.Op + ": " + s.Error()
+	s := e.Op
+	if e.Path != "" {
+		s += " " + e.Path
 	}
-	if e.Errno == uapi.ENOTSUPP {
-		return e.Op + ": operation not supported by map type (ENOTSUPP)"
+	switch {
+	case sentinel(e.Errno) != nil:
+		s += ": " + sentinel(e.Errno).Error()
+	case e.Errno == uapi.ENOTSUPP:
+		s += ": operation not supported by map type (ENOTSUPP)"
+	default:
+		s += ": " + e.Errno.Error()
 	}
-	return e.Op + ": " + e.Errno.Error()
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
 }
 
 // Unwrap returns the errno and the cilium/ebpf sentinel, if any.
@@ -73,6 +87,11 @@ const (
 	opClone
 	opClose
 	opMemory
+	opPin
+	opUnpin
+	opLoadPinned
+	opFromID
+	opNextID
 	numOps
 )
 
@@ -80,6 +99,7 @@ var opNames = [numOps]string{
 	"create", "lookup", "update", "delete", "next key", "lookup and delete",
 	"freeze", "batch lookup", "batch lookup and delete", "batch update",
 	"batch delete", "info", "clone", "close", "memory",
+	"pin", "unpin", "load pinned map", "map from id", "next map id",
 }
 
 // common holds preallocated errors for the errnos that hot paths return, so

@@ -11,6 +11,7 @@ import (
 	"github.com/bpfmap/bpfmap/internal/array"
 	"github.com/bpfmap/bpfmap/internal/command"
 	"github.com/bpfmap/bpfmap/internal/marshal"
+	"github.com/bpfmap/bpfmap/internal/namespace"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -35,6 +36,24 @@ type MapOptions struct {
 	// PossibleCPUs, an LRU map keeps exactly the keys a kernel map keeps
 	// when every syscall runs on CPU 0.
 	CPU func() int
+
+	// Namespace is the root directory of the pin namespace the map lives
+	// in; "" means the default (NamespaceRoot). Maps are objects of a
+	// namespace, reachable by other processes through pins and ids.
+	Namespace string
+
+	// Private keeps the map in this process's memory: no other process can
+	// open it, it cannot be pinned, and it has no file in the namespace.
+	// Maps are private anyway where the namespace cannot be used (not
+	// Linux, or a root that cannot be created).
+	Private bool
+
+	// PinPath is the directory, inside the namespace (relative paths are
+	// relative to its root), where a spec with Pinning ebpf.PinByName is
+	// pinned under its name, as ebpf.MapOptions.PinPath: if a map is pinned
+	// there already it is opened (ebpf.ErrMapIncompatible if it does not
+	// match the spec), else the map is created and pinned.
+	PinPath string
 }
 
 // Map is a BPF map in user space. Its methods mirror *ebpf.Map's.
@@ -56,6 +75,8 @@ type Map struct {
 	// words is the ARRAY family's map when values are one 8-byte word: the
 	// u32-index → u64 lookup then reads the element inline.
 	words *array.Map
+	// pinnedPath is where this handle pinned the map or loaded it from.
+	pinnedPath string
 }
 
 // NewMap creates a map from spec, as ebpf.NewMap creates a kernel map.
@@ -75,6 +96,17 @@ func NewMapWithOptions(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	if spec == nil {
 		return nil, argError(opCreate, "nil spec", uapi.EINVAL)
 	}
+	if spec.Pinning == ebpf.PinByName && !opts.Private {
+		return createPinned(spec, opts)
+	}
+	co := command.Options{PossibleCPUs: opts.PossibleCPUs, CPU: opts.CPU, Private: opts.Private}
+	if opts.Namespace != "" && !opts.Private {
+		ns, err := namespace.Open(opts.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opNames[opCreate], err)
+		}
+		co.Namespace = ns
+	}
 	valueSize := spec.ValueSize
 	if (spec.Type == ebpf.ArrayOfMaps || spec.Type == ebpf.HashOfMaps) && valueSize == 0 {
 		valueSize = 4
@@ -90,7 +122,7 @@ func NewMapWithOptions(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	}
 	name := sanitizeName(spec.Name)
 	copy(attr.MapName[:uapi.ObjNameLen-1], name)
-	h, err := command.Create(&attr, command.Options{PossibleCPUs: opts.PossibleCPUs, CPU: opts.CPU})
+	h, err := command.Create(&attr, co)
 	if err != nil {
 		return nil, wrap(opCreate, err)
 	}
@@ -452,6 +484,7 @@ func (m *Map) Clone() (*Map, error) {
 	}
 	c := *m
 	c.h = h
+	c.pinnedPath = "" // as ebpf's Clone: the clone is not pinned
 	return &c, nil
 }
 

@@ -39,10 +39,7 @@ func newRegion(ns *namespace.NS, lay mapops.Layout) (*region.Region, *namespace.
 }
 
 func mapObject(obj *namespace.Object, lay mapops.Layout) (*region.Region, error) {
-	if lay.RingData != 0 {
-		return region.MapRingFile(obj.Fd(), region.HeaderSize+lay.BodySize-lay.RingData, lay.RingData)
-	}
-	return region.MapFile(obj.Fd(), uint64(obj.FileSize()))
+	return obj.Map(lay.RingData)
 }
 
 // open runs the family's Open over m's region with the map's lock owner and

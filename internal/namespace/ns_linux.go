@@ -391,3 +391,22 @@ func (ns *NS) ReserveID() uint32 {
 		atomic.CompareAndSwapUint32(ns.ids.Uint32(0), id, 0)
 	}
 }
+
+// Map maps the object file shared: all of it, or with ringData non-zero as
+// a ring (region.MapRingFile: the last ringData bytes mapped twice).
+//
+// It maps a descriptor with an open file description of its own: a mapping
+// keeps its file description alive, and a flock(2) lives as long as the
+// description that took it, so mapping the locked descriptor would keep
+// this process's hold on the object until the mapping goes away.
+func (o *Object) Map(ringData uint64) (*region.Region, error) {
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(o.fd), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if ringData != 0 {
+		return region.MapRingFile(fd, uint64(o.size)-ringData, ringData)
+	}
+	return region.MapFile(fd, uint64(o.size))
+}

@@ -66,7 +66,3 @@ func newShared(mem []byte) *Region {
 	}, mem)
 	return r
 }
-
-// freeShared gives a dead object's pages back to the system: MADV_REMOVE
-// punches them out of the file, so every mapping reads zeroes from then on.
-func freeShared(mem []byte) error { return unix.Madvise(mem, unix.MADV_REMOVE) }

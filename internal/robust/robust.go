@@ -46,7 +46,7 @@ var Local Host = local{}
 
 type local struct{}
 
-func (local) Token() uint32      { return 1 }
+func (local) Token() uint32     { return 1 }
 func (local) Alive(uint32) bool { return true }
 
 // Locker takes and releases one map's lock words. The zero value is not
