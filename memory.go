@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
 // Memory is the value area of a BPF_F_MMAPABLE array, shared with the map:
@@ -29,18 +31,26 @@ type Memory struct {
 // ebpf.ErrReadOnly.
 var ErrReadOnly = ebpf.ErrReadOnly
 
-// Memory returns the value area of a BPF_F_MMAPABLE array. It is writable
-// unless the map is frozen or the handle is read-only. Maps without the flag
-// fail with an error wrapping ebpf.ErrNotSupported and the kernel's errno
-// (EINVAL for arrays, ENOTSUPP for other types).
+// Memory returns the value area of a BPF_F_MMAPABLE array, as ebpf's Memory
+// maps a kernel map: writable, or read-only where the map refuses a
+// writable mapping (frozen, or BPF_F_RDONLY_PROG). Handles without both
+// read and write access cannot map it (EINVAL for read-only, EACCES for
+// write-only handles), and maps without the flag fail with an error wrapping
+// ebpf.ErrNotSupported and the kernel's errno (EINVAL for arrays, ENOTSUPP
+// for other types).
 func (m *Map) Memory() (*Memory, error) {
 	defer runtime.KeepAlive(m)
 	b, release, err := m.h.Memory(true)
-	if err != nil {
+	if errors.Is(err, uapi.EPERM) || errors.Is(err, uapi.EACCES) {
+		// As cilium/ebpf: a map that cannot be mapped writable (frozen, or
+		// BPF_F_RDONLY_PROG) is mapped read-only.
 		if b, release, err = m.h.Memory(false); err != nil {
 			return nil, fmt.Errorf("%w: %w", ebpf.ErrNotSupported, wrap(opMemory, err))
 		}
 		return &Memory{b: b, ro: true, keep: m.h.KeepAlive(), release: release}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ebpf.ErrNotSupported, wrap(opMemory, err))
 	}
 	return &Memory{b: b, keep: m.h.KeepAlive(), release: release}, nil
 }

@@ -56,9 +56,10 @@ func (h *Handle) LookupValueIn() bool { return h.m.traits.LookupValueIn }
 
 // Memory returns the value area of a BPF_F_MMAPABLE array for direct access
 // and a release function for the view. Without the flag it is EINVAL for
-// arrays and ENOTSUPP for other types, like mmap(2) on a map fd. A writable
-// view is refused for a frozen map (EPERM) and blocks freezing (EBUSY) until
-// released.
+// arrays and ENOTSUPP for other types, like mmap(2) on a map fd; the
+// handle's access mode and the map's frozen state and BPF_F_RDONLY_PROG
+// decide as for a kernel map's mmap (below). A writable view blocks freezing
+// (EBUSY) in every process until released.
 func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 	m, err := h.live()
 	if err != nil {
@@ -71,14 +72,28 @@ func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 		}
 		return nil, nil, uapi.ENOTSUPP
 	}
+	// The kernel's order for mmap of a map fd: the fd must be readable
+	// (EACCES); a read-only view of a fd without write access is a private
+	// mapping, which the map refuses (EINVAL); writable views need write
+	// access (EACCES), an unfrozen map (EPERM) and no BPF_F_RDONLY_PROG
+	// (EACCES).
+	switch {
+	case !h.read:
+		return nil, nil, uapi.EACCES
+	case !h.write && writable:
+		return nil, nil, uapi.EACCES
+	case !h.write:
+		return nil, nil, uapi.EINVAL
+	}
 	if writable {
-		if !h.canWrite() {
-			return nil, nil, uapi.EPERM
-		}
 		atomic.AddUint32(m.mmaps, 1)
 		if atomic.LoadUint32(m.frozen) != 0 {
 			atomic.AddUint32(m.mmaps, ^uint32(0))
 			return nil, nil, uapi.EPERM
+		}
+		if m.flags&uapi.FRdonlyProg != 0 {
+			atomic.AddUint32(m.mmaps, ^uint32(0))
+			return nil, nil, uapi.EACCES
 		}
 		var once atomic.Bool
 		return mem.ValueArea(), func() {

@@ -164,6 +164,9 @@ func (ns *NS) OpenID(id uint32) (*Object, error) {
 	if id == 0 || id > MaxID {
 		return nil, unix.ENOENT
 	}
+	// An object that no process holds and no pin links is dead (its last
+	// pin was unlinked by hand, say); remove it rather than bring it back.
+	ns.sweepOne(id)
 	o, err := ns.openFile(ns.objectPath(id))
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EISDIR) {
