@@ -270,6 +270,9 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	if o.Private {
 		ns = nil
 	}
+	if ns != nil {
+		repairStale(ns)
+	}
 	r, obj, err := newRegion(ns, lay)
 	if err != nil {
 		return nil, uapi.ENOMEM

@@ -81,17 +81,20 @@ func (m *Map) attach() {
 	ns := m.obj.NS()
 	slot := ns.Slot()
 	words := &m.r.Header().Attached
-	atomic.OrUint64(&words[slot/64], 1<<(slot%64))
-	m.repairDead()
+	old := atomic.OrUint64(&words[slot/64], 1<<(slot%64))
+	// Our own bit already set: the process that had our slot before died
+	// with the map open.
+	m.repairDead(old&(1<<(slot%64)) != 0)
 }
 
 // repairDead repairs the map once for all the processes recorded in its
-// header that have died, and forgets them.
-func (m *Map) repairDead() {
+// header that have died (and for this process's slot's previous holder
+// with stale), and forgets them.
+func (m *Map) repairDead(stale bool) {
 	ns := m.obj.NS()
 	words := &m.r.Header().Attached
 	var dead [region.AttachWords]uint64
-	any := false
+	any := stale
 	for w := range words {
 		bits := atomic.LoadUint64(&words[w])
 		for bits != 0 {
@@ -126,6 +129,17 @@ func trailing(b uint64) int {
 		n++
 	}
 	return n
+}
+
+// repairStale repairs, once per namespace and process, the maps that the
+// previous holder of this process's slot had open when it died (other
+// processes take their slot bit for this live process's).
+func repairStale(ns *namespace.NS) {
+	for _, id := range ns.StaleIDs() {
+		if h, err := OpenID(ns, id, 0); err == nil {
+			_ = h.Close() // attaching repaired it
+		}
+	}
 }
 
 // close is the last handle's close in this process.
@@ -185,6 +199,7 @@ func OpenPinned(ns *namespace.NS, path string, flags uint32) (*Handle, error) {
 	if err != nil {
 		return nil, &PathError{Path: path, Err: err, Errno: uapi.EPERM}
 	}
+	repairStale(ns)
 	obj, err := ns.OpenPin(p)
 	if err != nil {
 		return nil, pathErr(path, err)
@@ -201,6 +216,7 @@ func OpenID(ns *namespace.NS, id uint32, flags uint32) (*Handle, error) {
 	if h, ok := cachedHandle(ns, id, read, write); ok {
 		return h, nil
 	}
+	repairStale(ns)
 	obj, err := ns.OpenID(id)
 	if err != nil {
 		return nil, uapi.ENOENT

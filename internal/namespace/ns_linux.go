@@ -25,6 +25,8 @@ type NS struct {
 	procs      *procTable
 	lastSweep  atomic.Int64 // unix nanoseconds
 	sweepMu    sync.Mutex
+
+	staleChecked atomic.Bool // StaleIDs ran
 }
 
 func open(root string) (*NS, error) {
@@ -412,4 +414,34 @@ func (o *Object) Map(ringData uint64) (*region.Region, error) {
 		return region.MapRingFile(fd, uint64(o.size)-ringData, ringData)
 	}
 	return region.MapFile(fd, uint64(o.size))
+}
+
+// StaleIDs returns, once per namespace and process (later calls return
+// nil), the ids of the map objects whose header says this process's slot has
+// them open: the previous process in the slot died with them open, and the
+// caller must repair them, since other processes take the slot's holder
+// for alive.
+func (ns *NS) StaleIDs() []uint32 {
+	if !ns.staleChecked.CompareAndSwap(false, true) {
+		return nil
+	}
+	slot := ns.procs.slot
+	var ids []uint32
+	buf := make([]byte, region.HeaderSize)
+	for _, id := range ns.IDs() {
+		fd, err := unix.Open(ns.objectPath(id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		n, _ := unix.Pread(fd, buf, 0)
+		_ = unix.Close(fd)
+		if n != len(buf) {
+			continue
+		}
+		h := region.DecodeHeader(buf)
+		if string(h.Magic[:]) == region.Magic && h.Attached[slot/64]&(1<<(slot%64)) != 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -40,6 +40,7 @@ func (ns *NS) OpenID(uint32) (*Object, error)        { return nil, ErrUnsupporte
 func (ns *NS) OpenPin(string) (*Object, error)       { return nil, ErrUnsupported }
 func (ns *NS) NextID(uint32) (uint32, error)         { return 0, ErrUnsupported }
 func (ns *NS) ReserveID() uint32                     { return 0 }
+func (ns *NS) StaleIDs() []uint32                    { return nil }
 func (ns *NS) Slot() int                             { return 0 }
 func (ns *NS) SlotAlive(int) bool                    { return true }
 func (ns *NS) Token() uint32                         { return 1 }
