@@ -10,6 +10,13 @@
 // os.ErrDeadlineExceeded once no committed record is left. A Reader holds
 // a reference to the map until Close, as the kernel's mapping of a ring
 // holds the map. Use one Reader per ring.
+//
+// A ring buffer map shared by several processes (pinned, and opened from the
+// pin elsewhere) is one ring: producers in any process wake a Reader in
+// another, and a record whose producer process died between reserving and
+// committing it is skipped once the Reader has waited on it for
+// internal/ringbuf.StallCheck (10 ms) and found that process gone, so the
+// records after it are still delivered.
 package ringbuf
 
 import (

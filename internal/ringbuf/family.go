@@ -6,11 +6,12 @@
 //
 // # Memory layout
 //
-// A ring lives in a region from region.NewRing (P = the page size, S =
-// max_entries, the data size):
+// A ring lives in the command layer's region, which Layout asks to be a
+// ring region (mapops.Layout.RingData; P = the page size, S = max_entries,
+// the data size):
 //
 //	[0, P)            meta page: region header, then this package's control
-//	                  words (reservation lock, pending position, cached
+//	                  words (reservation lock word, pending position, cached
 //	                  consumer_pos; waiter flag and wake-up sequence in the
 //	                  next cache line pair)
 //	[P, 2P)           consumer page: consumer_pos (u64) at byte 0
@@ -20,11 +21,20 @@
 //
 // Everything from the consumer page on is byte for byte what mmap(2) of a
 // kernel ring buffer's fd shows (Ring.Mapping), so a consumer written for the
-// kernel's layout works unchanged. On Linux the second copy of the data is
-// the same memory mapped twice (a memfd); elsewhere it is separate memory,
-// and a producer whose record wraps past the end of the first copy writes
-// it linearly into the second and, before committing, copies the wrapped
-// part to the start of the first, so both views show every committed byte.
+// kernel's layout works unchanged. All of the ring's state is in the region,
+// so a shared map (a MAP_SHARED mapping of its object file,
+// region.MapRingFile) is one ring for every process that maps it: any of
+// them may produce, one consumes, and the wake-up words are futex words in
+// the shared file (region.Wait32 is not FUTEX_PRIVATE), so a commit in one
+// process wakes a reader asleep in another. Lookup finds a region's Ring, a
+// process-local view built once by Open.
+//
+// On Linux the second copy of the data is the same memory mapped twice (the
+// map's file, or a memfd for a private map); elsewhere a private map's
+// second copy is separate memory, and a producer whose record wraps past
+// the end of the first copy writes it linearly into the second and, before
+// committing, copies the wrapped part to the start of the first, so both
+// views show every committed byte. Open tells the two apart by a probe.
 //
 // # Records
 //
@@ -32,17 +42,23 @@
 // starts at data offset p & (S-1) with an 8-byte header {u32 len; u32
 // pg_off}: len's bit 31 is BUSY (reserved, not committed), bit 30 DISCARD,
 // the low 30 bits the payload length; the record takes round_up(len+8, 8)
-// bytes. pg_off is what the kernel stores (3 + offset/P; consumers ignore it).
+// bytes. The kernel keeps its own bookkeeping in pg_off (3 + offset/P, to
+// find its struct from a record) and user-space consumers ignore it:
+// libbpf and cilium/ebpf's ringbuf reader read len only. Here pg_off holds
+// the reserving process's owner token, as a held robust lock word (token
+// << 2 | 1), written before the header and producer_pos publish the
+// record, so that a record left BUSY can be traced to its producer.
 //
 // # Producers
 //
-// Reservation runs under a spin lock word in the meta page, as the kernel's
-// reservation takes rb->spinlock: it checks the kernel's conditions — the
-// record fits (round_up(n+8, 8) ≤ S, n ≤ 2^30-1) and the new producer
-// position stays within S-1 bytes of both consumer_pos and the oldest
-// record still BUSY (the kernel's pending_pos, which keeps a consumer that
-// moves consumer_pos too far from letting a producer overwrite a record in
-// use) — writes the BUSY header and advances producer_pos. A refused
+// Reservation runs under a lock word in the meta page (internal/robust: it
+// records the holder's token), as the kernel's reservation takes
+// rb->spinlock: it checks the kernel's conditions — the record fits
+// (round_up(n+8, 8) ≤ S, n ≤ 2^30-1) and the new producer position stays
+// within S-1 bytes of both consumer_pos and the oldest record still BUSY
+// (the kernel's pending_pos, which keeps a consumer that moves
+// consumer_pos too far from letting a producer overwrite a record in use)
+// — writes pg_off and the BUSY header and advances producer_pos. A refused
 // reservation is ErrFull, which matches EAGAIN: the helper's
 // bpf_ringbuf_output returns -EAGAIN, bpf_ringbuf_reserve NULL. Submit and
 // Discard clear BUSY (setting DISCARD for Discard) with an atomic store that
@@ -53,6 +69,26 @@
 // the consumer's line again only when that value says the record does not
 // fit (consumer_pos only grows, so the answer is the kernel's).
 //
+// # Processes that die
+//
+// A process killed while holding the reservation lock: a producer waiting
+// on it finds the holder dead after robust.Patience spins and has the map
+// repaired (Locker.Stuck, then the command layer's repair lock and
+// Repair). Repair seizes the lock, discards the BUSY records of dead
+// producers between the pending position and producer_pos, and recomputes
+// the pending position and the cached consumer_pos; the command layer also
+// runs it when a process attaches to a map a dead process had open.
+//
+// A process killed between reserve and commit leaves a BUSY record, which
+// would stop the consumer (and, through the pending position, eventually
+// the producers) for ever. A Reader that has found the record at
+// consumer_pos BUSY for StallCheck checks whether the process named in its
+// pg_off still runs (a system call for a shared map, so only then) and if
+// not marks the record discarded with a compare-and-swap (no one but its
+// producer writes a BUSY header, and no record can be reserved over it),
+// and reads on. A producer refused robust.Patience times because of the
+// BUSY record at the pending position makes the same check.
+//
 // # Consumer
 //
 // A Reader follows the kernel's user-space protocol (load producer_pos,
@@ -60,10 +96,11 @@
 // release). On an empty ring it polls briefly (yielding the processor), then
 // sets the waiter flag and sleeps on the wake-up sequence word
 // (region.Wait32: futex(2) on Linux, a process-local emulation elsewhere);
-// a producer that takes the flag bumps the sequence and wakes it. It loads
+// a producer that takes the flag bumps the sequence and wakes it. Stopped at
+// a BUSY record it sleeps at most StallCheck at a time (see above). It loads
 // producer_pos only once it has consumed everything below the value it last
 // loaded. There must be one consumer per ring, as for the kernel's ring
-// buffer.
+// buffer, in all the processes that map it.
 //
 // # Map commands
 //
@@ -80,6 +117,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -120,17 +158,20 @@ func (family) Check(a *mapops.Attr) error {
 	return nil
 }
 
-// Layout: the ring's memory is a separate region (see Open), so the command
-// layer's region holds only the header and one word, the ring's slot in the
-// table Lookup reads (see Open). Memlock is the kernel's
-// ringbuf_map_mem_usage: the struct, a page pointer per meta page and two
-// per data page (the double mapping), and the pages.
+// Layout asks the command layer for a ring region laid out as the kernel's
+// ring buffer (see the package doc): a head of three pages (the meta page
+// with the region header and the control words, the consumer page, the
+// producer page) and S data bytes mapped twice (RingData). Memlock is the
+// kernel's ringbuf_map_mem_usage: the struct, a page pointer per meta page
+// and two per data page (the double mapping), and the pages.
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
-	n := uint64(a.MaxEntries) / PageSize
+	s := uint64(a.MaxEntries)
+	n := s / PageSize
 	return mapops.Layout{
-		BodySize:   slotWordSize,
+		BodySize:   kernelMetaPages*PageSize + s - region.HeaderSize,
 		MaxEntries: a.MaxEntries,
 		Memlock:    kernelMapStruct + (kernelMetaPages+2*n)*8 + (kernelMetaPages+n)*PageSize,
+		RingData:   s,
 	}, nil
 }
 
@@ -139,99 +180,114 @@ func (family) Traits(*mapops.Attr) mapops.Traits {
 	return mapops.Traits{Update: mapops.UpdateNone}
 }
 
-// Open allocates the ring's region (region.NewRing, which the command
-// layer's plain region cannot be), copies r's header into it so it is
-// self-describing, and registers the ring under r for Lookup.
+// Open builds the Ring over r, the command layer's ring region (three head
+// pages, then the data mapped twice), and registers it for Lookup. All the
+// ring's state is in r, so any number of processes can open the same map.
 func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Ops, error) {
-	ring, err := New(uint64(a.MaxEntries))
-	if err != nil {
-		return nil, uapi.ENOMEM
+	s := uint64(a.MaxEntries)
+	if r == nil || uint64(r.Len()) != kernelMetaPages*PageSize+2*s {
+		return nil, uapi.EINVAL
 	}
-	*ring.r.Header() = *r.Header()
-	o := &ops{key: r, ring: ring}
-	o.slot = slots.add(&slotEntry{key: r, ring: ring})
-	atomic.StoreUint64(r.Uint64(region.HeaderSize), o.slot)
-	return o, nil
+	locks := a.Locks
+	if locks == nil {
+		locks = robust.New(nil)
+	}
+	ring := over(r, s, locks)
+	rings.add(r, ring)
+	return &ops{key: r, ring: ring}, nil
+}
+
+// over builds the Ring of a ring region of data size s. A shared region
+// (region.MapRingFile) is always doubled; a private one from region.NewRing
+// may be the portable fallback, which a probe of its first data word tells
+// apart: a fresh private region is reachable by no one else yet.
+func over(r *region.Region, s uint64, locks *robust.Locker) *Ring {
+	doubled := true
+	if !r.Shared() {
+		mem, off := r.Mem(), kernelMetaPages*PageSize
+		a, b := mem.Uint32(off), mem.Uint32(off+s)
+		old := atomic.LoadUint32(a)
+		doubled = false
+		if atomic.LoadUint32(b) == old {
+			atomic.StoreUint32(b, ^old)
+			doubled = atomic.LoadUint32(a) == ^old
+			atomic.StoreUint32(b, old)
+		}
+	}
+	return newOver(r, doubled, s, locks)
 }
 
 // Lookup returns the ring of the ring buffer map whose command-layer region
-// is r, or nil. It is on every producer call of the public API, so it is a
-// table lookup, not a map's: r's body holds the ring's slot number, and the
-// slot's entry names its region (a slot freed and reused by another map
-// while a caller was reading it does not match).
+// is r, or nil if no open map of this process has that region. It is on
+// every producer call of the public API, so it allocates nothing: it checks
+// the most recently opened ring, then reads a copy-on-write table (one
+// atomic load and one map lookup).
 func Lookup(r *region.Region) *Ring {
-	if r == nil || r.Len() < int(region.HeaderSize+slotWordSize) {
-		return nil
+	if e := rings.last.Load(); e != nil && e.key == r {
+		return e.ring
 	}
-	e := slots.get(atomic.LoadUint64(r.Uint64(region.HeaderSize)))
-	if e == nil || e.key != r {
-		return nil
+	if t := rings.table.Load(); t != nil {
+		return (*t)[r]
 	}
-	return e.ring
+	return nil
 }
 
-// slotWordSize is the size of the slot number in the command region's body.
-const slotWordSize = 8
+// ringTable maps the regions of this process's open ring buffer maps to
+// their Rings (process-local views of state that lives in the regions).
+// Readers load the current table; Open and Close replace it under mu.
+type ringTable struct {
+	last  atomic.Pointer[ringEntry] // the ring added last, while registered
+	table atomic.Pointer[map[*region.Region]*Ring]
+	mu    sync.Mutex
+	refs  map[*region.Region]int
+}
 
-// slotEntry is a registered ring and the command-layer region it belongs to.
-type slotEntry struct {
+var rings = &ringTable{refs: map[*region.Region]int{}}
+
+// ringEntry is a registered ring and its region.
+type ringEntry struct {
 	key  *region.Region
 	ring *Ring
 }
 
-// slotChunk is a fixed block of slots; the table grows by chunks, so a
-// lookup never sees a slot move.
-type slotChunk [256]atomic.Pointer[slotEntry]
-
-// slotTable is the registry of open rings: slot i lives in chunk i/256.
-// Readers load the chunk list and the slot atomically; adds and removes
-// take mu. Slot 0 is never used (a zeroed, released region reads 0).
-type slotTable struct {
-	chunks atomic.Pointer[[]*slotChunk]
-	mu     sync.Mutex
-	free   []uint64
-	next   uint64
-}
-
-var slots = &slotTable{next: 1}
-
-func (t *slotTable) get(i uint64) *slotEntry {
-	cs := t.chunks.Load()
-	if cs == nil || i/256 >= uint64(len(*cs)) {
-		return nil
-	}
-	return (*cs)[i/256][i%256].Load()
-}
-
-func (t *slotTable) add(e *slotEntry) uint64 {
+// add registers g for r; a region opened again keeps its first Ring.
+func (t *ringTable) add(r *region.Region, g *Ring) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var i uint64
-	if n := len(t.free); n > 0 {
-		i, t.free = t.free[n-1], t.free[:n-1]
-	} else {
-		i = t.next
-		t.next++
+	t.refs[r]++
+	if t.refs[r] > 1 {
+		return
 	}
-	var cs []*slotChunk
-	if p := t.chunks.Load(); p != nil {
-		cs = *p
-	}
-	if i/256 >= uint64(len(cs)) {
-		grown := append(cs[:len(cs):len(cs)], new(slotChunk))
-		t.chunks.Store(&grown)
-		cs = grown
-	}
-	cs[i/256][i%256].Store(e)
-	return i
+	t.replace(func(m map[*region.Region]*Ring) { m[r] = g })
+	t.last.Store(&ringEntry{key: r, ring: g})
 }
 
-func (t *slotTable) remove(i uint64) {
+// remove drops one registration of r.
+func (t *ringTable) remove(r *region.Region) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if (*t.chunks.Load())[i/256][i%256].Swap(nil) != nil {
-		t.free = append(t.free, i)
+	if t.refs[r] == 0 {
+		return
 	}
+	if t.refs[r]--; t.refs[r] > 0 {
+		return
+	}
+	delete(t.refs, r)
+	if e := t.last.Load(); e != nil && e.key == r {
+		t.last.Store(nil)
+	}
+	t.replace(func(m map[*region.Region]*Ring) { delete(m, r) })
+}
+
+func (t *ringTable) replace(change func(map[*region.Region]*Ring)) {
+	m := map[*region.Region]*Ring{}
+	if old := t.table.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	change(m)
+	t.table.Store(&m)
 }
 
 // ops is the element-command table: the kernel's ringbuf map ops answer
@@ -239,7 +295,6 @@ func (t *slotTable) remove(i uint64) {
 type ops struct {
 	key  *region.Region
 	ring *Ring
-	slot uint64
 }
 
 func (*ops) Lookup(_, _ []byte) error           { return uapi.ENOTSUPP }
@@ -251,10 +306,19 @@ func (*ops) LookupAndDelete(_, _ []byte) error  { return uapi.ENOTSUPP }
 // Ring returns the map's ring.
 func (o *ops) Ring() *Ring { return o.ring }
 
-// Close runs when the map's last handle closes: the ring's memory is
-// released (it reads as zeroes afterwards; readers still holding the ring
-// keep its address range mapped).
+// Repair makes the ring consistent after a process died in the middle of
+// an operation (mapops.Repairer); see Ring.Repair.
+func (o *ops) Repair() { o.ring.Repair() }
+
+// Close runs when the map's last handle in this process closes: the ring
+// leaves the Lookup table. A private ring's memory is released here
+// (region.ReleaseRing: the pages its two mappings share are freed, so it
+// reads as an empty ring afterwards); a shared one is the command layer's
+// to release or free, since other processes may still use the map.
 func (o *ops) Close() error {
-	slots.remove(o.slot)
-	return o.ring.Release()
+	rings.remove(o.key)
+	if o.key.Shared() {
+		return nil
+	}
+	return o.key.ReleaseRing()
 }

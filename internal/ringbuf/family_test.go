@@ -2,6 +2,7 @@ package ringbuf
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
@@ -50,14 +51,15 @@ func TestLayoutMemlock(t *testing.T) {
 func TestOpenOpsAndRegistry(t *testing.T) {
 	a := &mapops.Attr{Type: uapi.MapTypeRingbuf, MaxEntries: uint32(PageSize)}
 	l, _ := Family.Layout(a)
-	r, err := region.New(region.HeaderSize + l.BodySize)
+	if l.RingData != PageSize || region.HeaderSize+l.BodySize-l.RingData != 3*PageSize {
+		t.Fatalf("layout %+v: want a head of 3 pages and RingData S", l)
+	}
+	o, r, err := mapops.OpenDetached(Family, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Header().MaxEntries = a.MaxEntries
-	o, err := Family.Open(r, a, l)
-	if err != nil {
-		t.Fatal(err)
+	if r.Len() != int(3*PageSize+2*PageSize) {
+		t.Fatalf("region of %d bytes", r.Len())
 	}
 	if tr := Family.Traits(a); tr != (mapops.Traits{Update: mapops.UpdateNone}) {
 		t.Fatalf("traits %+v", tr)
@@ -74,14 +76,23 @@ func TestOpenOpsAndRegistry(t *testing.T) {
 		}
 	}
 	g := Lookup(r)
-	if g == nil || g.Size() != int(PageSize) {
+	if g == nil || g.Size() != int(PageSize) || g != o.(*ops).Ring() {
 		t.Fatal("ring not registered")
 	}
-	if g.r.Header().MaxEntries != a.MaxEntries {
-		t.Fatal("header not copied into the ring's region")
+	if g.r != r {
+		t.Fatal("the ring is not in the command layer's region")
+	}
+	if !g.Doubled() && runtime.GOOS == "linux" {
+		t.Fatal("ring region not doubled on Linux")
 	}
 	if err := g.Output([]byte("x")); err != nil {
 		t.Fatal(err)
+	}
+	if _, p := g.Positions(); p != 16 {
+		t.Fatalf("producer_pos %d", p)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = Lookup(r) }); allocs != 0 {
+		t.Fatalf("Lookup allocates %v", allocs)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
@@ -95,5 +106,41 @@ func TestOpenOpsAndRegistry(t *testing.T) {
 	}
 	if err := g.Output([]byte("late")); err != nil && !errors.Is(err, ErrFull) {
 		t.Fatal(err)
+	}
+}
+
+// The portable fallback (no double mapping) is told apart at Open.
+func TestOverProbesCopyLayout(t *testing.T) {
+	r, err := region.NewRingCopy(PageSize, PageSize, PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.ReleaseRing()
+	g, err := Over(r, PageSize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Doubled() {
+		t.Fatal("separate copies probed as doubled")
+	}
+	if d := g.Mapping()[2*PageSize:]; d[0] != 0 || d[PageSize] != 0 {
+		t.Fatal("probe left data behind")
+	}
+	if _, err := Over(r, 2*PageSize, nil); err == nil {
+		t.Fatal("Over accepted a size that does not match the region")
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	o, r, err := mapops.OpenDetached(Family, &mapops.Attr{Type: uapi.MapTypeRingbuf, MaxEntries: uint32(PageSize)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer o.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if Lookup(r) == nil {
+			b.Fatal("no ring")
+		}
 	}
 }

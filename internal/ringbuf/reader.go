@@ -39,7 +39,19 @@ type Reader struct {
 	// loading producer_pos again — the line every reservation writes — until
 	// it has consumed up to it.
 	prod uint64
+	// stall is 1 + the position of a BUSY record the reader has slept on,
+	// since stallSince (0: none); see checkStall.
+	stall      uint64
+	stallSince time.Time
 }
+
+// StallCheck is how long a Reader waits on a record that stays BUSY before
+// it checks whether the producer that reserved it is still running (a
+// system call on a shared map). A record whose producer died between
+// reserve and commit is then treated as discarded, so the records after it
+// are delivered. A live producer is checked again every StallCheck; its
+// commit wakes the reader at once as usual.
+const StallCheck = 10 * time.Millisecond
 
 // NewReader returns a reader of g. onClose, if not nil, runs once on Close
 // (the public API drops its reference to the map there).
@@ -123,6 +135,14 @@ func (r *Reader) ReadInto(rec *Record) error {
 		if r.spin() {
 			continue
 		}
+		// A BUSY record at consumer_pos: sleep at most until it is due for
+		// a check of its producer (checkStall).
+		if r.checkStall() {
+			continue
+		}
+		if r.stall != 0 && (wait <= 0 || wait > StallCheck) {
+			wait = StallCheck
+		}
 		// Announce (an XCHG: ordered before the re-check below), then
 		// re-check: a producer that committed before it could see the
 		// announcement did not wake us.
@@ -131,6 +151,38 @@ func (r *Reader) ReadInto(rec *Record) error {
 			region.Wait32(g.seq, seq, wait)
 		}
 	}
+}
+
+// checkStall runs when the reader is about to sleep. If the record at
+// consumer_pos is BUSY, it notes since when (per position); once it has
+// stayed BUSY for StallCheck, it checks whether its producer's process is
+// gone and, if so, marks the record discarded and reports true (read on).
+// Only this slow path pays for the clock and the liveness check.
+func (r *Reader) checkStall() bool {
+	g := r.g
+	cons, prod := g.Positions()
+	if cons >= prod || g.r.Released() {
+		r.stall = 0
+		return false
+	}
+	l := atomic.LoadUint32(g.hdr(cons))
+	if l&BusyBit == 0 {
+		return true
+	}
+	now := time.Now()
+	if r.stall != cons+1 {
+		r.stall, r.stallSince = cons+1, now
+		return false
+	}
+	if now.Sub(r.stallSince) < StallCheck {
+		return false
+	}
+	r.stallSince = now
+	if g.discardDead(cons, l) {
+		r.stall = 0
+		return true
+	}
+	return false
 }
 
 // spinPolls is how many times a Reader polls an empty ring (yielding the
@@ -179,7 +231,7 @@ func (r *Reader) next(rec *Record) bool {
 		if n+HeaderSize > g.size {
 			return false // a corrupt position or header: stop, as at BUSY
 		}
-		next := cons + (n+HeaderSize+7)&^7
+		next := cons + recordSize(l)
 		if l&DiscardBit == 0 {
 			off := g.dataOff + cons&g.mask + HeaderSize
 			rec.RawSample = append(rec.RawSample[:0], g.mem[off:off+n]...)

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 )
 
 // Record header bits (struct bpf_ringbuf_hdr's len).
@@ -21,7 +22,7 @@ const (
 // sleep or is woken), so that a commit's check for a sleeping consumer reads
 // a line the producers do not keep stealing from each other.
 const (
-	ctlLock      = region.HeaderSize + 0   // u32 reservation spin lock
+	ctlLock      = region.HeaderSize + 0   // u32 reservation lock word (internal/robust)
 	ctlPending   = region.HeaderSize + 8   // u64 oldest position that may still be BUSY
 	ctlConsCache = region.HeaderSize + 16  // u64 consumer_pos as last loaded by a producer
 	ctlWaiters   = region.HeaderSize + 128 // u32 1 while a consumer is about to sleep or sleeping
@@ -53,16 +54,40 @@ type Ring struct {
 	lock, waiters, seq *uint32
 	pending, consCache *uint64
 	cons, prod         *uint64
+
+	locks *robust.Locker // the map's lock owner: takes lock, tells dead producers
+	// pendRefused counts reservations refused because of the BUSY record at
+	// the pending position (see reserve); every robust.Patience-th checks
+	// whether its producer is dead.
+	pendRefused atomic.Uint32
 }
 
 // New allocates an empty ring of size data bytes (a power of two and a
-// multiple of the page size; Family.Check enforces this for maps).
+// multiple of the page size; Family.Check enforces this for maps), private
+// to this process.
 func New(size uint64) (*Ring, error) {
 	r, doubled, err := region.NewRing(PageSize, PageSize, size)
 	if err != nil {
 		return nil, err
 	}
-	return newOver(r, doubled, size), nil
+	return newOver(r, doubled, size, robust.New(nil)), nil
+}
+
+// Over returns a view of the ring in r, a ring region of size data bytes
+// laid out as Family.Layout asks (three head pages, the data mapped twice:
+// region.NewRing(PageSize, PageSize, size) or region.MapRingFile(fd,
+// 3*PageSize, size)), whose lock words locks takes. Every process, and any
+// number of views in one process, may produce into the same ring; one
+// Reader consumes. r must be fresh or shared (see Family.Open).
+func Over(r *region.Region, size uint64, locks *robust.Locker) (*Ring, error) {
+	if r == nil || size == 0 || size&(size-1) != 0 || size%PageSize != 0 ||
+		uint64(r.Len()) != kernelMetaPages*PageSize+2*size {
+		return nil, syscall.EINVAL
+	}
+	if locks == nil {
+		locks = robust.New(nil)
+	}
+	return over(r, size, locks), nil
 }
 
 // NewCopy is New with the portable layout (a maintained second copy of the
@@ -72,22 +97,23 @@ func NewCopy(size uint64) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newOver(r, false, size), nil
+	return newOver(r, false, size, robust.New(nil)), nil
 }
 
-func newOver(r *region.Region, doubled bool, size uint64) *Ring {
+func newOver(r *region.Region, doubled bool, size uint64, locks *robust.Locker) *Ring {
 	p := PageSize
 	mem := r.Mem()
 	return &Ring{
 		r: r, mem: mem, page: p, size: size, mask: size - 1, dataOff: 3 * p, doubled: doubled,
 		lock: mem.Uint32(ctlLock), waiters: mem.Uint32(ctlWaiters), seq: mem.Uint32(ctlSeq),
 		pending: mem.Uint64(ctlPending), consCache: mem.Uint64(ctlConsCache),
-		cons: mem.Uint64(p), prod: mem.Uint64(2 * p),
+		cons: mem.Uint64(p), prod: mem.Uint64(2 * p), locks: locks,
 	}
 }
 
-// Release frees the ring's memory; afterwards it reads as an empty ring
-// whose reservations fail.
+// Release frees the memory of a ring from New or NewCopy; afterwards it
+// reads as an empty ring whose reservations fail. A map's ring is released
+// with the map (its ops' Close and the command layer).
 func (g *Ring) Release() error { return g.r.ReleaseRing() }
 
 // Size is the data size S (max_entries).
@@ -118,24 +144,78 @@ func (g *Ring) AvailableBytes() int {
 
 func (g *Ring) hdr(pos uint64) *uint32 { return g.mem.Uint32(g.dataOff + pos&g.mask) }
 
-// acquire takes the reservation lock: test and test-and-set, so waiting
-// producers spin on a shared copy of the line instead of stealing it, and
-// yield after a while (the holder may have been descheduled).
-func (g *Ring) acquire() {
-	if atomic.CompareAndSwapUint32(g.lock, 0, 1) {
-		return
-	}
-	for spins := 0; ; spins++ {
-		if atomic.LoadUint32(g.lock) == 0 && atomic.CompareAndSwapUint32(g.lock, 0, 1) {
-			return
-		}
-		if spins > 32 {
-			runtime.Gosched()
-		}
-	}
+// acquire takes the reservation lock word (robust: it records this
+// process's token, and a waiter that finds the holder's process gone has the
+// map repaired, see Repair) and returns its version for releaseLock.
+func (g *Ring) acquire() uint32 { return g.locks.Lock(g.lock) }
+
+func (g *Ring) releaseLock(ver uint32) { g.locks.Unlock(g.lock, ver) }
+
+// owner is a record's pg_off word: while the record is BUSY it names the
+// reserving process as a held lock word does (its owner token, and the
+// locked bit), so that robust.Locker.Dead tells whether that process is gone.
+func (g *Ring) owner(pos uint64) *uint32 { return g.mem.Uint32(g.dataOff + pos&g.mask + 4) }
+
+// recordSize is the bytes a record with header l takes.
+func recordSize(l uint32) uint64 {
+	return (uint64(l&^(BusyBit|DiscardBit)) + HeaderSize + 7) &^ 7
 }
 
-func (g *Ring) releaseLock() { region.StoreRelease32(g.lock, 0) }
+// discardDead turns the BUSY record at pos, whose header read l, into a
+// discarded one if the process that reserved it is gone, and reports
+// whether the record is no longer BUSY. The caller has waited on the record
+// for a while: the check may cost a system call. Nothing but the reserving
+// producer and this function write a BUSY header (no new record can be
+// reserved over it: the pending position stops at it), so a
+// compare-and-swap that finds l still there is safe against a producer
+// that commits meanwhile.
+func (g *Ring) discardDead(pos uint64, l uint32) bool {
+	if l&BusyBit == 0 {
+		return true
+	}
+	if !g.locks.Dead(g.owner(pos)) {
+		return false
+	}
+	atomic.CompareAndSwapUint32(g.hdr(pos), l, l&^BusyBit|DiscardBit)
+	return atomic.LoadUint32(g.hdr(pos))&BusyBit == 0
+}
+
+// Repair makes the ring consistent after a process died in the middle of an
+// operation (mapops.Repairer). It seizes the reservation lock word (taking
+// it over from a dead holder), then walks the records from the pending
+// position to producer_pos: a record whose producer died between reserve
+// and commit becomes discarded (the consumer skips it, and producers may
+// reuse its space once it is consumed). A producer that died inside
+// reserve left either a complete reservation (producer_pos advanced) or
+// none (a header beyond producer_pos, which nothing reads); the pending
+// position and the cached consumer_pos are recomputed.
+func (g *Ring) Repair() {
+	ver := g.locks.Seize(g.lock)
+	cons, prod := g.Positions()
+	pend := *g.pending
+	if pend > prod || prod-pend > g.size {
+		pend = prod // not a value reserve stores: restart from what is safe
+		if cons <= prod && prod-cons <= g.size {
+			pend = cons
+		}
+	}
+	first := prod // the oldest record still BUSY (of a live producer)
+	for p := pend; p < prod; {
+		l := atomic.LoadUint32(g.hdr(p))
+		if l&BusyBit != 0 && !g.discardDead(p, l) && first == prod {
+			first = p
+		}
+		n := recordSize(l)
+		if n > g.size {
+			first = min(first, p) // a corrupt header: go no further
+			break
+		}
+		p += n
+	}
+	*g.pending = first
+	*g.consCache = cons
+	g.releaseLock(ver)
+}
 
 // Reservation is a reserved record: write the payload into Bytes, then
 // Submit or Discard it exactly once. It is a value; copying it copies the
@@ -172,21 +252,30 @@ func (g *Ring) reserve(n int) (uint64, bool) {
 	if total > g.size {
 		return 0, false
 	}
-	g.acquire()
+	ver := g.acquire()
 	prod := atomic.LoadUint64(g.prod)
 	// Move the pending position past records committed since last time.
 	pend := *g.pending
+	var pendHdr uint32
 	for pend < prod {
 		l := atomic.LoadUint32(g.hdr(pend))
 		if l&BusyBit != 0 {
+			pendHdr = l
 			break
 		}
-		pend += (uint64(l&^(BusyBit|DiscardBit)) + HeaderSize + 7) &^ 7
+		pend += recordSize(l)
 	}
 	*g.pending = pend
 	next := prod + total
 	if next-pend > g.mask {
-		g.releaseLock()
+		g.releaseLock(ver)
+		// The oldest BUSY record keeps this reservation out. If that goes
+		// on for a while, check whether its producer died (out of the lock:
+		// the check may be a system call); its record then counts as
+		// discarded, and the next reservation's walk passes it.
+		if pendHdr != 0 && g.pendRefused.Add(1)%robust.Patience == 0 {
+			g.discardDead(pend, pendHdr)
+		}
 		return 0, false
 	}
 	// consumer_pos only grows, so a record that fits below an older value
@@ -196,17 +285,18 @@ func (g *Ring) reserve(n int) (uint64, bool) {
 		cons := atomic.LoadUint64(g.cons)
 		*g.consCache = cons
 		if next-cons > g.mask {
-			g.releaseLock()
+			g.releaseLock(ver)
 			return 0, false
 		}
 	}
-	off := g.dataOff + prod&g.mask
-	// pg_off: the record's page counted from the kernel's struct, whose
-	// data starts after 3 meta pages.
-	region.StoreRelease32(g.mem.Uint32(off+4), uint32(kernelMetaPages+(prod&g.mask)/g.page))
-	region.StoreRelease32(g.mem.Uint32(off), uint32(n)|BusyBit)
+	// pg_off (which the kernel fills with the record's page offset for its
+	// own use and consumers ignore) names the reserving process while the
+	// record is BUSY, for a consumer that finds it BUSY for long (owner).
+	// It is stored before the header and producer_pos that publish it.
+	region.StoreRelease32(g.owner(prod), g.locks.Token()<<2|robust.Locked)
+	region.StoreRelease32(g.hdr(prod), uint32(n)|BusyBit)
 	region.StoreRelease64(g.prod, next)
-	g.releaseLock()
+	g.releaseLock(ver)
 	return prod, true
 }
 

@@ -97,8 +97,11 @@ func TestLayoutAndRecordFormat(t *testing.T) {
 	}
 	d := m[2*p:]
 	// The kernel's observed headers: len 5 then the next record at +16; a
-	// discarded 3-byte record is 0x40000003; a 16-byte record 0x10; pg_off 3.
-	for _, c := range []struct{ off, len, pgoff uint32 }{{0, 5, 3}, {16, 0x40000003, 3}, {32, 0x10, 3}} {
+	// discarded 3-byte record is 0x40000003; a 16-byte record 0x10. pg_off,
+	// which consumers ignore, holds the producer's token as a locked lock
+	// word (the kernel's own value there is 3 + offset/P).
+	own := g.locks.Token()<<2 | 1
+	for _, c := range []struct{ off, len, pgoff uint32 }{{0, 5, own}, {16, 0x40000003, own}, {32, 0x10, own}} {
 		if l, o := le.Uint32(d[c.off:]), le.Uint32(d[c.off+4:]); l != c.len || o != c.pgoff {
 			t.Errorf("header at %d: len %#x pg_off %d, want %#x %d", c.off, l, o, c.len, c.pgoff)
 		}
