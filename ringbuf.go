@@ -110,7 +110,9 @@ func (m *Map) RingOutput(data []byte) error {
 // consumer page (consumer_pos, u64, at byte 0), the producer page
 // (producer_pos at byte 0), the S data bytes, and the same data again so a
 // wrapped record reads linearly. Records have the kernel's 8-byte header
-// {u32 len; u32 pg_off} with BUSY (bit 31) and DISCARD (bit 30) in len.
+// {u32 len; u32 pg_off} with BUSY (bit 31) and DISCARD (bit 30) in len;
+// pg_off, which consumers ignore, holds the producer's owner token rather
+// than the kernel's page offset.
 //
 // A consumer may advance consumer_pos with an atomic store; everything else
 // must be treated as read-only (the kernel maps it so). The slice stays
