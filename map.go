@@ -54,6 +54,12 @@ type MapOptions struct {
 	// there already it is opened (ebpf.ErrMapIncompatible if it does not
 	// match the spec), else the map is created and pinned.
 	PinPath string
+
+	// InnerMap is the inner-map template of an ArrayOfMaps or HashOfMaps:
+	// the map whose fd a kernel map-in-map is created with. Only its
+	// metadata is kept; it may be closed afterwards. When nil, a
+	// temporary template is made from spec.InnerMap, as cilium/ebpf does.
+	InnerMap *Map
 }
 
 // Map is a BPF map in user space. Its methods mirror *ebpf.Map's.
@@ -122,6 +128,14 @@ func NewMapWithOptions(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	}
 	name := sanitizeName(spec.Name)
 	copy(attr.MapName[:uapi.ObjNameLen-1], name)
+	if spec.Type == ebpf.ArrayOfMaps || spec.Type == ebpf.HashOfMaps {
+		tmpl, done, err := innerTemplate(spec, opts)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		attr.InnerMap = tmpl
+	}
 	h, err := command.Create(&attr, co)
 	if err != nil {
 		return nil, wrap(opCreate, err)
@@ -267,6 +281,9 @@ func (m *Map) lookup(key, valueOut any, flags ebpf.MapLookupFlags) error {
 	if err != nil {
 		return err
 	}
+	if out, isMap := valueOut.(**Map); isMap {
+		return m.lookupInner(k, out, flags)
+	}
 	if m.h.LookupValueIn() {
 		return m.lookupProbe(k, valueOut, flags)
 	}
@@ -373,6 +390,9 @@ func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 	k, ok := fastKey(key, m.keySize)
 	v, ok2 := fastValue(value, m.fullValue)
 	if !ok || !ok2 {
+		if inner, isMap := value.(*Map); isMap {
+			return m.updateInner(key, inner, flags)
+		}
 		k, v, ok = marshal.Fast2(key, int(m.keySize), value, m.fullValue)
 	}
 	if ok && !m.perCPU {

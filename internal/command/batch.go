@@ -68,6 +68,8 @@ func (h *Handle) batch(cmd batchCmd, b *Batch) error {
 	switch {
 	case kind == mapops.BatchNone:
 		return uapi.ENOTSUPP
+	case kind == mapops.BatchBucket && cmd == cmdLookupAndDelete && m.inner != nil:
+		return m.lookupAndDeleteBatchInner(b)
 	case kind == mapops.BatchBucket:
 		return m.bucketBatch(b, cmd == cmdLookupAndDelete)
 	case cmd == cmdLookup:
@@ -168,6 +170,9 @@ func (m *Map) genericUpdateBatch(b *Batch) error {
 		if v == nil {
 			return uapi.EFAULT
 		}
+		if m.inner != nil {
+			return m.updateByID(k, v, uapi.Any)
+		}
 		return m.ops.Update(k, v, uapi.Any)
 	})
 }
@@ -175,7 +180,12 @@ func (m *Map) genericUpdateBatch(b *Batch) error {
 // genericDeleteBatch is generic_map_delete_batch: DELETE each key, stopping
 // at the first error.
 func (m *Map) genericDeleteBatch(b *Batch) error {
-	return m.genericWriteBatch(b, func(_ uint64, k []byte) error { return m.ops.Delete(k) })
+	return m.genericWriteBatch(b, func(_ uint64, k []byte) error {
+		if m.inner != nil {
+			return m.deleteSlot(k)
+		}
+		return m.ops.Delete(k)
+	})
 }
 
 // genericWriteBatch is the loop the kernel's generic update and delete

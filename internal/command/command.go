@@ -20,6 +20,7 @@ import (
 	"github.com/bpfmap/bpfmap/internal/bloom"
 	"github.com/bpfmap/bpfmap/internal/hash"
 	"github.com/bpfmap/bpfmap/internal/lpm"
+	"github.com/bpfmap/bpfmap/internal/mapinmap"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/namespace"
 	"github.com/bpfmap/bpfmap/internal/queue"
@@ -42,6 +43,8 @@ var families = map[uapi.MapType]mapops.Family{
 	uapi.MapTypeStack:         queue.Family,
 	uapi.MapTypeBloomFilter:   bloom.Family,
 	uapi.MapTypeRingbuf:       ringbuf.Family,
+	uapi.MapTypeArrayOfMaps:   mapinmap.Family,
+	uapi.MapTypeHashOfMaps:    mapinmap.Family,
 }
 
 // Implemented reports whether bpfmap implements map type t.
@@ -80,6 +83,13 @@ type CreateAttr struct {
 	MapTokenFD            int32
 	ExclProgHash          uint64
 	ExclProgHashSize      uint32
+
+	// InnerMap is the inner-map template of an ARRAY_OF_MAPS or
+	// HASH_OF_MAPS: the map inner_map_fd would name. There are no file
+	// descriptors, so when it is nil InnerMapFD is read as one: 0 is the
+	// kernel's fd 0, not a map (EINVAL), anything else an fd that is not
+	// open (EBADF). Other types ignore both, as the kernel does.
+	InnerMap *Handle
 }
 
 // MaxCPUs is the largest number of possible CPUs a map can model: the
@@ -129,6 +139,11 @@ type Map struct {
 	mmaps   *uint32 // writable memory views in every process (block freeze)
 	refs    atomic.Int64
 
+	// Map-in-map: the inner-map template (in the region header) and the
+	// writers' state; nil for other types.
+	inner *region.InnerMeta
+	mim   *mimState
+
 	// Shared maps: the object in the pin namespace and the map's lock
 	// words' owner (nil and a local Locker for private maps).
 	obj    *namespace.Object
@@ -163,7 +178,7 @@ func newHandle(m *Map, read, write bool) *Handle {
 	if read {
 		f |= fastRead // lookup's generic checks are the same for every type
 	}
-	if write && m.keySize != 0 && m.traits.Update == mapops.UpdateStd {
+	if write && m.keySize != 0 && m.traits.Update == mapops.UpdateStd && m.inner == nil {
 		f |= fastWrite // update's fast path applies the standard flag rule
 	}
 	h.fast.Store(f)
@@ -249,6 +264,14 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 		}
 		return nil, uapi.EINVAL
 	}
+	var inner region.InnerMeta
+	if isMapInMap(t) {
+		// map_alloc resolves the template first (bpf_map_meta_alloc).
+		var err error
+		if inner, err = template(a); err != nil {
+			return nil, err
+		}
+	}
 	lay, err := fam.Layout(ma)
 	if err != nil {
 		return nil, err
@@ -299,6 +322,11 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 		h.Seed = randomSeed()
 	}
 	h.Layout = region.LayoutVersion
+	if isMapInMap(t) {
+		h.Inner = inner
+		m.inner = &h.Inner
+		m.mim = &mimState{local: map[string]*Handle{}}
+	}
 	// The magic goes last: a sweep leaves an object without it alone for a
 	// while, and an opener refuses it.
 	region.StoreRelease64(r.Uint64(0), binary.LittleEndian.Uint64([]byte(region.Magic)))

@@ -95,6 +95,9 @@ func (h *Handle) update(key, value []byte, flags uint64) error {
 	if uint32(len(value)) < m.sysVal {
 		return uapi.EFAULT
 	}
+	if m.inner != nil {
+		return m.updateByID(key, value, flags)
+	}
 	if err := m.checkUpdateFlags(flags); err != nil {
 		return err
 	}
@@ -112,6 +115,9 @@ func (h *Handle) Delete(key []byte) error {
 	}
 	if key, err = m.copyKey(key); err != nil {
 		return err
+	}
+	if m.inner != nil {
+		return m.deleteSlot(key)
 	}
 	return m.ops.Delete(key)
 }

@@ -146,7 +146,9 @@ func repairStale(ns *namespace.NS) {
 func (m *Map) close() error {
 	_ = m.ops.Close()
 	if m.obj == nil {
-		return m.r.Release()
+		err := m.r.Release()
+		m.closeLocal() // a private map-in-map's slots let go
+		return err
 	}
 	cache.forget(m)
 	slot := m.obj.NS().Slot()
@@ -365,9 +367,22 @@ func loadObject(obj *namespace.Object) (*Map, error) {
 	}
 	h := r.Header()
 	m.frozen, m.mmaps = &h.Frozen, &h.Mmaps
+	if isMapInMap(t) {
+		if uapi.MapType(h.Inner.MapType) == uapi.MapTypeUnspec || isMapInMap(uapi.MapType(h.Inner.MapType)) {
+			_ = r.Release()
+			return nil, corrupt("map-in-map without a usable inner-map template")
+		}
+		m.inner = &h.Inner
+		m.mim = &mimState{local: map[string]*Handle{}}
+	}
 	if err := m.open(fam, ma, lay); err != nil {
 		_ = r.Release()
 		return nil, err
+	}
+	if m.inner != nil {
+		// A writer that died in the middle of a slot change is
+		// reconciled by the next one, or here.
+		m.lockWriters()()
 	}
 	return m, nil
 }

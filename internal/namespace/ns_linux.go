@@ -121,6 +121,9 @@ func (ns *NS) Create(size int64) (*Object, error) {
 			return nil, err
 		}
 		o := &Object{ns: ns, fd: fd, id: id}
+		// References left by a dead map that had this id before (the
+		// counter wrapped) are not the new map's.
+		ns.DropRefs(id)
 		if err := unix.Flock(fd, unix.LOCK_SH); err == nil {
 			if err = unix.Ftruncate(fd, size); err == nil {
 				if err = o.stat(); err == nil {
@@ -260,6 +263,8 @@ func (o *Object) Close(r *region.Region) (dead bool, err error) {
 	if uerr := unix.Unlink(o.ns.objectPath(o.id)); uerr != nil && !errors.Is(uerr, unix.ENOENT) && err == nil {
 		err = uerr
 	}
+	// A dead map-in-map drops the references its slots held.
+	o.ns.DropRefs(o.id)
 	return true, err
 }
 
@@ -343,6 +348,7 @@ func (ns *NS) Sweep() {
 		}
 		ns.sweepOne(uint32(id))
 	}
+	ns.sweepRefs()
 }
 
 func (ns *NS) sweepOne(id uint32) {
@@ -371,6 +377,7 @@ func (ns *NS) sweepOne(id uint32) {
 		_ = unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, st.Size)
 	}
 	_ = unix.Unlink(path)
+	ns.DropRefs(id)
 }
 
 // Drop closes an object that was opened but never used: no other process

@@ -116,3 +116,19 @@ func (o *Object) LockRecovery() func() {
 		_ = unix.FcntlFlock(uintptr(o.fd), unix.F_OFD_SETLK, &lk)
 	}
 }
+
+// LockWriters takes the object's writer lock (blocking), which serialises
+// the writers of a map-in-map across processes (one byte of the object
+// file, locked with an open-file-description lock that the kernel drops if
+// the holder dies). Goroutines of one process share the Object's file
+// description, so they must serialise among themselves first. It returns
+// the unlock function.
+func (o *Object) LockWriters() func() {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 1, Len: 1}
+	for unix.FcntlFlock(uintptr(o.fd), unix.F_OFD_SETLKW, &lk) == unix.EINTR {
+	}
+	return func() {
+		lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 1, Len: 1}
+		_ = unix.FcntlFlock(uintptr(o.fd), unix.F_OFD_SETLK, &lk)
+	}
+}

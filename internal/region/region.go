@@ -20,7 +20,7 @@ import (
 // the header or of a family's body layout.
 const (
 	Magic         = "BPFMAP\x00\x01"
-	LayoutVersion = 2
+	LayoutVersion = 3
 	// HeaderSize is the space reserved for Header at the start of a region;
 	// family bodies start at or after it.
 	HeaderSize = 256
@@ -58,6 +58,22 @@ type Header struct {
 	// table has the map open, so that the map can be repaired after one of
 	// them dies (internal/namespace).
 	Attached [AttachWords]uint64
+	// Inner is the inner-map template of a map-in-map (ARRAY_OF_MAPS,
+	// HASH_OF_MAPS): the metadata the kernel keeps of the template map
+	// given at creation, against which every inner map is checked. Zero
+	// for other types.
+	Inner InnerMeta
+	// InnerOp is non-zero while a writer of a map-in-map is between
+	// changing a slot and changing the slot's reference link (the owner
+	// token of its process); the next writer that finds it set knows the
+	// previous one died there and reconciles the links with the slots.
+	InnerOp uint32
+}
+
+// InnerMeta is what a map-in-map keeps of its inner-map template: type,
+// key and value size, stored map_flags and max_entries.
+type InnerMeta struct {
+	MapType, KeySize, ValueSize, MapFlags, MaxEntries uint32
 }
 
 // DecodeHeader reads a header from its bytes as stored at the start of a
