@@ -13,6 +13,28 @@
 // sequence and retries otherwise. Writers of the same element exclude each
 // other through the same word.
 //
+// The sequence word is an internal/robust lock word: a writer takes it with
+// the map's Locker (odd: locked, the upper bits naming the writer) and
+// releases it with a new version (even). Readers keep their lock-free check.
+// A reader or writer that finds the word held for robust.Patience spins
+// calls Locker.Stuck, which runs Repair if the writer's process is dead, so
+// a writer killed in the middle of a copy cannot hang anyone.
+//
+// # Crash safety
+//
+// Values of 4 or 8 bytes change with one store: a killed writer's update is
+// either complete or absent. A writer of a larger value killed in the middle
+// of its copy leaves the element's sequence word held; Repair releases it
+// and leaves the element as the copy left it: every byte holds either the
+// old value's byte or the new value's (which bytes is unspecified: the copy
+// may move them in any order). Readers never return that value while the
+// word is held, and return it, as the element's value, once Repair has run.
+// The update is not made atomic across a crash (that would need a second
+// copy of each value, or an undo log that doubles the cost of every
+// update); the kernel's own array updates, copied in place without a lock
+// for plain arrays, are not atomic either. Nothing else in an array can be
+// left half done: there are no counts or links.
+//
 // # Layout
 //
 //	header (region.HeaderSize) | pad to page | values | sequence words
@@ -25,6 +47,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -116,7 +139,10 @@ func (family) Traits(a *mapops.Attr) mapops.Traits {
 // Open returns the operations over an array region.
 func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Ops, error) {
 	g := geometryOf(a)
-	m := &Map{r: r, mem: r.Mem(), g: g, max: a.MaxEntries, size: uint64(a.ValueSize)}
+	m := &Map{r: r, mem: r.Mem(), g: g, max: a.MaxEntries, size: uint64(a.ValueSize), locks: a.Locks}
+	if m.locks == nil {
+		m.locks = robust.New(nil)
+	}
 	if percpu(a) {
 		m.size = g.stride
 	}
@@ -137,7 +163,11 @@ type Map struct {
 	max  uint32
 	size uint64 // bytes copied in and out: value_size, or the per-CPU area
 	word int    // 4 or 8 when values move as one atomic word, else 0
+
+	locks *robust.Locker // takes the sequence words of multi-word values
 }
+
+var _ mapops.Repairer = (*Map)(nil)
 
 func (m *Map) index(key []byte) uint32 { return binary.LittleEndian.Uint32(key) }
 
@@ -196,6 +226,9 @@ func (m *Map) read(i uint32, out []byte) {
 		if spins > 16 {
 			runtime.Gosched()
 		}
+		if spins%robust.Patience == robust.Patience-1 && s&robust.Locked != 0 {
+			m.locks.Stuck(sp, s)
+		}
 	}
 }
 
@@ -225,15 +258,28 @@ func (m *Map) write(i uint32, value []byte) {
 		return
 	}
 	sp := m.seq(i)
-	for spins := 0; ; spins++ {
-		s := atomic.LoadUint32(sp)
-		if s&1 == 0 && atomic.CompareAndSwapUint32(sp, s, s+1) {
-			copy(m.mem.Bytes(off, m.size), value[:m.size])
-			region.StoreRelease32(sp, s+2)
-			return
-		}
-		if spins > 16 {
-			runtime.Gosched()
+	ver, ok := m.locks.TryLock(sp) // inlined; Lock waits (and repairs)
+	if !ok {
+		ver = m.locks.Lock(sp)
+	}
+	copy(m.mem.Bytes(off, m.size), value[:m.size])
+	m.locks.Unlock(sp, ver)
+}
+
+// Repair releases the sequence words of writers whose process died in the
+// middle of a copy (mapops.Repairer). It leaves their elements as the copy
+// left them (see Crash safety in the package doc): an array has nothing else
+// a writer can leave half done. Words held by live writers are left alone:
+// a live writer finishes its copy and releases its word itself.
+func (m *Map) Repair() {
+	defer runtime.KeepAlive(m.r)
+	if m.word != 0 {
+		return // no sequence words in use
+	}
+	for i := range m.max {
+		sp := m.seq(i)
+		if m.locks.Dead(sp) {
+			m.locks.Unlock(sp, m.locks.Seize(sp))
 		}
 	}
 }

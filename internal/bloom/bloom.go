@@ -24,6 +24,12 @@
 // loads. Bits are never cleared, so a value whose push has returned peeks
 // present from every goroutine that observes the push.
 //
+// There is no lock word, count or link in the region, so a process killed
+// in the middle of a push (a shared map) can only leave some of the value's
+// k bits set: the push is then absent (peek answers ENOENT, unless the set
+// bits and others make a false positive) and nothing needs repair; the
+// filter has no Repair.
+//
 // # Layout
 //
 //	header (region.HeaderSize) | bitset words (u32, bit b in word b/32)

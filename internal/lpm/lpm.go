@@ -107,6 +107,53 @@
 // once, so readers cannot starve. After the first failed attempt a reader
 // copies into a scratch buffer, so a caller's buffer is written only with a
 // consistent result.
+//
+// The writer lock is an internal/robust lock word that records its holder.
+// A writer (or a reader fallen back to the lock) that finds it held by a
+// process that died has the map repaired (Repair, run through
+// Locker.Stuck), which also makes the sequence even again, so neither
+// readers nor writers wait for a dead writer.
+//
+// # Crash safety
+//
+// A writer never changes a node or an entry that readers can reach: it
+// builds every changed node and every new or replaced entry in blocks taken
+// from the allocator, then publishes the change with one store of a u32 ref
+// (the root word, or a ref slot of a reachable node), and only then frees
+// the blocks the change made unreachable and updates the entry count:
+//
+//   - insert: the entry, and a copy of the node it goes into (or a new root,
+//     or the chain of nodes that pushes a leaf down), published by one
+//     store of the copy's ref in its parent's slot;
+//   - replace: a new entry, published by one store in the old entry's slot
+//     (or, for a value of 4 or 8 bytes under an identical key, one store of
+//     the value in place);
+//   - delete: a copy of the highest node that keeps refs, without the one
+//     that leads to the deleted entry (or, when that node would be left
+//     holding a single entry below the root, the leaf that replaces it, or
+//     a nil root), published by one store; the deleted entry and the nodes
+//     below the copied one become unreachable together.
+//
+// So whatever a writer killed at any instant leaves, the structure readers
+// reach from the root is that of a completed sequence of operations, the
+// killed one either complete or absent. What can be wrong is only
+// bookkeeping: blocks taken from the allocator and not yet published, or
+// made unreachable and not yet freed (or a free list cut short by a killed
+// free), an entry count not yet updated, an odd sequence, the lock held.
+// Repair seizes the lock, walks the structure from the root (recounting the
+// entries and collecting the reachable blocks), and rebuilds every free
+// list from the arena space between the reachable blocks, up to the bump
+// pointer. That space is exactly the blocks no reachable node refers to;
+// since it was carved from blocks of the class sizes, it is cut again into
+// blocks of those sizes, with nothing left over (see tile). Then it makes
+// the sequence even and unlocks.
+//
+// One case is not crash-atomic: a delete that needs a block for the copy
+// of a node when the arena is exhausted (no block of a fitting class free,
+// the bump pointer at the arena's end) changes that node in place rather
+// than fail, as the kernel's delete never fails. A writer killed in the
+// middle of that change can leave the node's refs and bits disagreeing,
+// which Repair cannot undo.
 package lpm
 
 import (
@@ -117,6 +164,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -249,7 +297,12 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 		return nil, uapi.ENOMEM
 	}
 	h := uint64(region.HeaderSize)
+	locks := a.Locks
+	if locks == nil {
+		locks = robust.New(nil)
+	}
 	m := &Map{
+		locks:   locks,
 		r:       r,
 		mem:     r.Mem(),
 		g:       g,
@@ -276,6 +329,7 @@ type Map struct {
 	valSize uint64
 	maxBits uint32
 	max     uint32
+	locks   *robust.Locker
 	lockW   *uint32
 	seq     *uint32
 	count   *uint32
@@ -478,30 +532,29 @@ func (m *Map) sameKey(e uint32, data []byte, p uint32, from uint32) bool {
 
 // ---- writer lock and sequence ----
 
-func (m *Map) lock() {
-	for spins := 0; ; spins++ {
-		if atomic.LoadUint32(m.lockW) == 0 && atomic.CompareAndSwapUint32(m.lockW, 0, 1) {
-			return
-		}
-		if spins > 16 {
-			runtime.Gosched()
-		}
+// lock takes the writer lock (a robust word: a waiter whose holder died has
+// the map repaired), returning the version to unlock with.
+func (m *Map) lock() uint32 {
+	if ver, ok := m.locks.TryLock(m.lockW); ok { // inlined fast path
+		return ver
 	}
+	return m.locks.Lock(m.lockW)
 }
 
-func (m *Map) unlock() { region.StoreRelease32(m.lockW, 0) }
+func (m *Map) unlock(ver uint32) { m.locks.Unlock(m.lockW, ver) }
 
 // writeLock takes the lock and makes the sequence odd (a full barrier, so
 // no change below is visible before it).
-func (m *Map) writeLock() {
-	m.lock()
+func (m *Map) writeLock() uint32 {
+	ver := m.lock()
 	atomic.AddUint32(m.seq, 1)
+	return ver
 }
 
 // writeUnlock makes the sequence even (after every change) and unlocks.
-func (m *Map) writeUnlock() {
+func (m *Map) writeUnlock(ver uint32) {
 	region.StoreRelease32(m.seq, atomic.LoadUint32(m.seq)+1)
-	m.unlock()
+	m.unlock(ver)
 }
 
 // readBegin waits briefly for an even sequence; ok is false if writers
@@ -826,8 +879,8 @@ func (m *Map) Lookup(key, value []byte) error {
 			out = make([]byte, m.valSize)
 		}
 	}
-	m.lock()
-	defer m.unlock()
+	ver := m.lock()
+	defer m.unlock(ver)
 	e, _ := m.find(key, p)
 	if e == 0 {
 		return uapi.ENOENT
@@ -862,8 +915,8 @@ func (m *Map) GetNextKey(key, next []byte) error {
 			out = make([]byte, m.g.keySize)
 		}
 	}
-	m.lock()
-	defer m.unlock()
+	ver := m.lock()
+	defer m.unlock(ver)
 	e, _ := m.next(key)
 	if e == 0 {
 		return uapi.ENOENT
@@ -876,6 +929,17 @@ func (m *Map) GetNextKey(key, next []byte) error {
 func (m *Map) LookupAndDelete(key, value []byte) error { return uapi.ENOTSUPP }
 
 // ---- writes (under the lock) ----
+
+// crashHook, when set (by tests), is called at every point of a write where
+// a killed writer leaves a distinct state; a hook that panics simulates the
+// kill there.
+var crashHook func()
+
+func crashPoint() {
+	if crashHook != nil {
+		crashHook()
+	}
+}
 
 // newPath returns room for a path to depth d, in buf when it fits.
 func newPath(buf []pathElem, d uint32) []pathElem {
@@ -953,14 +1017,27 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	data := key[4:]
 	var pathBuf [17]pathElem
 	path := newPath(pathBuf[:], p>>3)
-	m.writeLock()
-	defer m.writeUnlock()
+	ver := m.writeLock()
+	defer m.writeUnlock(ver)
 	k, pos, old, leafSlot := m.locate(path, data, p)
 	if old != 0 {
 		if flags == uapi.NoExist {
 			return uapi.EEXIST
 		}
-		m.fill(old, key, value)
+		if m.replaceWord(old, key, value) {
+			return nil
+		}
+		// Replace by a new entry (never rewrite a reachable one).
+		e := m.alloc(entryClass)
+		if e == 0 {
+			return uapi.ENOMEM
+		}
+		m.fill(e, key, value)
+		crashPoint()
+		n := path[k].ref
+		region.StoreRelease32(m.refAt(n, m.slotOf(n, pos)), refFor(e, pos))
+		crashPoint()
+		m.free(entryClass, old)
 		return nil
 	}
 	if flags == uapi.Exist {
@@ -972,7 +1049,8 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	// Count the nodes needed and allocate everything first, so that ENOMEM
 	// changes nothing: a root; or the chain of nodes that separates a leaf
 	// from the new prefix (one per byte they still share, plus the one
-	// where they part); or a larger block for node k.
+	// where they part); or the block node k is copied into (a larger one
+	// when it is full).
 	var chainBuf [33]uint32
 	chain := chainBuf[:0]
 	var lk []byte // the pushed-down leaf's data
@@ -1004,11 +1082,12 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	if ok && k >= 0 && leafSlot == 0 {
 		n := path[k].ref
 		nc, np := m.counts(n)
-		if c := m.class(n); nc+np+1 > uint64(classCap(c)) {
-			growClass = c + 1
-			grown = m.alloc(growClass)
-			ok = grown != 0
+		growClass = m.class(n)
+		if nc+np+1 > uint64(classCap(growClass)) {
+			growClass++
 		}
+		grown = m.alloc(growClass)
+		ok = grown != 0
 	}
 	if !ok {
 		if e != 0 {
@@ -1022,6 +1101,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		return uapi.ENOMEM
 	}
 	m.fill(e, key, value)
+	crashPoint()
 	switch {
 	case k < 0:
 		pos = posAt(data, p, 0)
@@ -1042,8 +1122,24 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 	default:
 		m.insert(path, k, pos, refFor(e, pos), grown, growClass)
 	}
+	crashPoint()
 	*m.count++
 	return nil
+}
+
+// replaceWord replaces entry e's value in place when that is one store: a
+// value of 4 or 8 bytes and a key equal to the stored one (host bits too).
+func (m *Map) replaceWord(e uint32, key, value []byte) bool {
+	o := m.off(e)
+	if m.valSize != 8 && m.valSize != 4 || string(m.mem.Bytes(o, m.g.keySize)) != string(key) {
+		return false
+	}
+	if m.valSize == 8 {
+		region.StoreRelease64(m.mem.Uint64(o+m.g.valOff), binary.NativeEndian.Uint64(value))
+	} else {
+		region.StoreRelease32(m.mem.Uint32(o+m.g.valOff), binary.NativeEndian.Uint32(value))
+	}
+	return true
 }
 
 // fill writes key (verbatim) and value into entry e.
@@ -1075,14 +1171,11 @@ func (m *Map) put(n uint32, pos uint32, ref uint32) {
 	m.setMeta(n, m.class(n))
 }
 
-// insert sets position pos → ref in path node j, moving the node to block
-// grown (of class growClass) if grown is not 0.
+// insert sets position pos → ref in path node j by copying the node with
+// the new ref into block grown (of class growClass) and publishing the copy
+// in the node's slot.
 func (m *Map) insert(path []pathElem, j int, pos uint32, ref uint32, grown, growClass uint32) {
 	n, slot := path[j].ref, path[j].slot
-	if grown == 0 {
-		m.put(n, pos, ref)
-		return
-	}
 	nc, np := m.counts(n)
 	total := nc + np
 	s := m.slotOf(n, pos)
@@ -1094,39 +1187,84 @@ func (m *Map) insert(path []pathElem, j int, pos uint32, ref uint32, grown, grow
 	m.setWord(grown, uint64(pos>>6), m.word(grown, uint64(pos>>6))|1<<(pos&63))
 	m.setMeta(grown, growClass)
 	region.StoreRelease32(m.mem.Uint32(slot), grown)
+	crashPoint()
 	path[j].ref = grown
 	m.free(m.class(n), n)
 }
 
-// remove clears position pos of path node k; it returns whether the node
-// is now empty (the caller frees it). A node left a quarter full moves to
-// a smaller block when one is available.
-func (m *Map) remove(path []pathElem, k int, pos uint32) (empty bool) {
-	n, slot := path[k].ref, path[k].slot
+// without copies node n (which has at least two refs) without position
+// pos into a new block and returns it, 0 if no block is free. A node left a
+// quarter full moves to a smaller class when a block of it is available;
+// otherwise the copy takes a block of n's class, or of a larger one.
+func (m *Map) without(n uint32, pos uint32) uint32 {
+	nc, np := m.counts(n)
+	total := nc + np
+	c := m.class(n)
+	left := uint32(total - 1)
+	var dst, dc uint32
+	if c > 0 && left <= classCap(c)/4 {
+		dc = classFor(left)
+		dst = m.alloc(dc)
+	}
+	if dst == 0 {
+		dc = c
+		dst = m.alloc(dc)
+	}
+	for dst == 0 {
+		if dc++; dc == nodeClasses {
+			return 0
+		}
+		if *m.freeHead(dc) != 0 {
+			dst = m.alloc(dc)
+		}
+	}
+	s := m.slotOf(n, pos)
+	src, do := m.off(n), m.off(dst)
+	copy(m.mem.Bytes(do, 64), m.mem.Bytes(src, 64))
+	m.setWord(dst, uint64(pos>>6), m.word(dst, uint64(pos>>6))&^(1<<(pos&63)))
+	copy(m.mem.Bytes(do+nodeHdr, 4*s), m.mem.Bytes(src+nodeHdr, 4*s))
+	copy(m.mem.Bytes(do+nodeHdr+4*s, 4*(total-s-1)), m.mem.Bytes(src+nodeHdr+4*(s+1), 4*(total-s-1)))
+	m.setMeta(dst, dc)
+	return dst
+}
+
+// removeInPlace clears position pos of node n (which keeps at least one
+// ref) in place: a delete's fallback when the arena has no block for a copy
+// (not crash-atomic; see Crash safety).
+func (m *Map) removeInPlace(n uint32, pos uint32) {
 	nc, np := m.counts(n)
 	total := nc + np
 	s := m.slotOf(n, pos)
-	c := m.class(n)
 	m.setWord(n, uint64(pos>>6), m.word(n, uint64(pos>>6))&^(1<<(pos&63)))
-	if total == 1 {
-		return true
-	}
 	o := m.off(n) + nodeHdr
 	copy(m.mem.Bytes(o+4*s, 4*(total-s-1)), m.mem.Bytes(o+4*(s+1), 4*(total-s-1)))
-	m.setMeta(n, c)
-	if left := uint32(total - 1); c > 0 && left <= classCap(c)/4 {
-		nc2 := classFor(left)
-		if dst := m.alloc(nc2); dst != 0 {
-			do := m.off(dst)
-			copy(m.mem.Bytes(do, 64), m.mem.Bytes(m.off(n), 64))
-			copy(m.mem.Bytes(do+nodeHdr, 4*uint64(left)), m.mem.Bytes(o, 4*uint64(left)))
-			m.setMeta(dst, nc2)
-			region.StoreRelease32(m.mem.Uint32(slot), dst)
-			path[k].ref = dst
-			m.free(c, n)
+	m.setMeta(n, m.class(n))
+}
+
+// lone returns the leaf ref that can stand for node n once position pos
+// is removed: when one ref is left and it is an entry or a leaf (a single
+// child node stays a node).
+func (m *Map) lone(n uint32, pos uint32) (leaf uint32, ok bool) {
+	nc, np := m.counts(n)
+	if nc+np != 2 {
+		return 0, false
+	}
+	r := *m.refAt(n, 1-m.slotOf(n, pos))
+	var rest uint32 // the other position
+	for w := uint32(0); w < 8; w++ {
+		x := m.word(n, uint64(w))
+		if w == pos>>6 {
+			x &^= 1 << (pos & 63)
+		}
+		if x != 0 {
+			rest = w<<6 | uint32(bits.TrailingZeros64(x))
+			break
 		}
 	}
-	return false
+	if rest < 256 {
+		return r | leafBit, true
+	}
+	return r, r&leafBit != 0
 }
 
 // Delete removes the entry for key's exact prefix. Nodes left empty are
@@ -1141,44 +1279,59 @@ func (m *Map) Delete(key []byte) error {
 	data := key[4:m.g.keySize]
 	var pathBuf [17]pathElem
 	path := newPath(pathBuf[:], p>>3)
-	m.writeLock()
-	defer m.writeUnlock()
+	ver := m.writeLock()
+	defer m.writeUnlock(ver)
 	k, pos, old, _ := m.locate(path, data, p)
 	if old == 0 {
 		return uapi.ENOENT
 	}
-	m.free(entryClass, old)
-	*m.count--
-	empty := m.remove(path, k, pos)
-	for {
-		n := path[k].ref
-		if empty {
-			m.free(m.class(n), n)
-			if k == 0 {
-				region.StoreRelease32(m.mem.Uint32(m.rootOff), 0)
-				return nil
-			}
-			k--
-			empty = m.remove(path, k, 256+uint32(data[k]))
-			continue
+	// The highest node on the path that keeps refs: the nodes below it
+	// hold nothing but the way to the deleted entry.
+	j, q := k, pos
+	for j >= 0 {
+		if nc, np := m.counts(path[j].ref); nc+np > 1 {
+			break
 		}
-		if k == 0 {
-			return nil
+		j--
+		if j >= 0 {
+			q = 256 + uint32(data[j])
 		}
-		nc, np := m.counts(n)
-		if nc+np != 1 {
-			return nil
-		}
-		c := *m.refAt(n, 0)
-		if np == 1 {
-			c |= leafBit
-		} else if c&leafBit == 0 {
-			return nil // a single child node stays
-		}
-		region.StoreRelease32(m.mem.Uint32(path[k].slot), c)
-		m.free(m.class(n), n)
-		k--
 	}
+	// Publish the change with one store; gone is the first path node it
+	// makes unreachable (with every node below it).
+	gone := j + 1
+	if j < 0 {
+		region.StoreRelease32(m.mem.Uint32(m.rootOff), 0)
+		gone = 0
+	} else if leaf, ok := m.lone(path[j].ref, q); ok && j > 0 {
+		// Node j turns into a leaf in its parent, and so does every
+		// ancestor below the root left holding only that leaf.
+		t := j
+		for t > 1 {
+			if nc, np := m.counts(path[t-1].ref); nc+np != 1 {
+				break
+			}
+			t--
+		}
+		region.StoreRelease32(m.mem.Uint32(path[t].slot), leaf)
+		gone = t
+	} else if dst := m.without(path[j].ref, q); dst != 0 {
+		crashPoint()
+		region.StoreRelease32(m.mem.Uint32(path[j].slot), dst)
+		gone = j
+	} else {
+		m.removeInPlace(path[j].ref, q)
+	}
+	crashPoint()
+	*m.count--
+	crashPoint()
+	m.free(entryClass, old)
+	for i := gone; i <= k; i++ {
+		crashPoint()
+		n := path[i].ref
+		m.free(m.class(n), n)
+	}
+	return nil
 }
 
 // Count is the number of entries.

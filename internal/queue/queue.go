@@ -15,12 +15,44 @@
 // One spin lock word in the region guards head, tail and the slots; every
 // operation (peek included, as in the kernel) holds it while it copies one
 // value, so no value is ever seen torn and no element is lost or duplicated
-// by concurrent pushes and pops. The lock word keeps bits above bit 0 free
-// for an owner identity (cross-process recovery), as the hash family does.
+// by concurrent pushes and pops. The lock word is an internal/robust word: it
+// records its holder, so a waiter that finds the holder's process dead has
+// the map repaired (Repair) instead of waiting for ever.
+//
+// # Crash safety
+//
+// A process can be killed at any point of an operation on a shared map.
+// Every operation changes at most the slot at head (which is never an
+// element: the ring has one slot more than the capacity) and the head and
+// tail words, in this order:
+//
+//   - peek changes nothing;
+//   - pop copies the element out, then commits with one 32-bit store (tail
+//     for a queue, head for a stack); a pop killed before that store is
+//     absent, after it complete (its value died with the process, as it
+//     would have after a completed pop);
+//   - a push into a map with room writes the free slot at head, then
+//     commits with one store of head; killed before it, the push is absent
+//     (a partly written free slot is not an element), after it complete;
+//   - a push into a full map with BPF_EXIST (drop the oldest, add the new)
+//     must change head and tail together. It writes the free slot, then
+//     publishes the new (head, tail) pair in one 64-bit intent word, stores
+//     head and tail, and clears the intent word. Killed before the intent
+//     word is set the push is absent; once it is set, Repair completes it by
+//     storing the pair again.
+//
+// So the only state a dead process leaves that Repair must fix is the held
+// lock word and a set intent word; head, tail and the element slots are
+// otherwise always those of a completed sequence of operations.
 //
 // # Layout
 //
-//	header (region.HeaderSize) | lock u32, head u32, tail u32, pad to 64 | slots
+//	header (region.HeaderSize) | lock u32, head u32, tail u32, pad u32,
+//	intent u64, pad to 64 | slots
+//
+// The intent word is ^(new tail << 32 | new head) while a dropping push
+// commits, 0 otherwise (the pair is never all ones: indices are below
+// 2^32-1).
 //
 // Slot i is value_size bytes at slotsOff + i*value_size. All-zero bytes are
 // the valid empty map (head == tail == 0, unlocked).
@@ -32,6 +64,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -48,6 +81,7 @@ const (
 	hdrLock = 0
 	hdrHead = 4
 	hdrTail = 8
+	hdrPend = 16
 	hdrSize = 64
 
 	slotsOff = region.HeaderSize + hdrSize
@@ -88,12 +122,18 @@ func (family) Traits(*mapops.Attr) mapops.Traits {
 // Open returns the operations over a queue or stack region.
 func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Ops, error) {
 	mem := r.Mem()
+	locks := a.Locks
+	if locks == nil {
+		locks = robust.New(nil)
+	}
 	return &Map{
 		r:     r,
 		mem:   mem,
+		locks: locks,
 		lockw: mem.Uint32(region.HeaderSize + hdrLock),
 		head:  mem.Uint32(region.HeaderSize + hdrHead),
 		tail:  mem.Uint32(region.HeaderSize + hdrTail),
+		pend:  mem.Uint64(region.HeaderSize + hdrPend),
 		// The kernel keeps the slot count in a u32: max_entries 2^32-1
 		// wraps it to 0, and such a map is always full and always empty.
 		size:  a.MaxEntries + 1,
@@ -106,7 +146,9 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 type Map struct {
 	r     *region.Region
 	mem   region.Mem
+	locks *robust.Locker
 	lockw *uint32
+	pend  *uint64 // intent of a dropping push: ^(tail<<32 | head), or 0
 	head  *uint32 // next slot to push into
 	tail  *uint32 // oldest element
 	size  uint32  // slots: max_entries + 1 (mod 2^32)
@@ -114,21 +156,31 @@ type Map struct {
 	stack bool
 }
 
-const locked = 1 << 0
+var _ mapops.Repairer = (*Map)(nil)
 
-func (m *Map) lock() {
-	for spins := 0; ; spins++ {
-		if lw := atomic.LoadUint32(m.lockw); lw&locked == 0 && atomic.CompareAndSwapUint32(m.lockw, lw, lw|locked) {
-			return
-		}
-		if spins > 16 {
-			runtime.Gosched()
-		}
+// lock takes the map's lock word, returning the version to unlock with.
+func (m *Map) lock() uint32 {
+	if ver, ok := m.locks.TryLock(m.lockw); ok { // inlined fast path
+		return ver
 	}
+	return m.locks.Lock(m.lockw)
 }
 
-func (m *Map) unlock() {
-	region.StoreRelease32(m.lockw, atomic.LoadUint32(m.lockw)&^locked)
+func (m *Map) unlock(ver uint32) { m.locks.Unlock(m.lockw, ver) }
+
+// Repair makes the map consistent after a process died holding its lock
+// (mapops.Repairer): it seizes the lock word and completes a dropping push
+// whose intent word is set (see Crash safety in the package doc: nothing
+// else can be left unfinished).
+func (m *Map) Repair() {
+	defer runtime.KeepAlive(m.r)
+	ver := m.locks.Seize(m.lockw)
+	if p := atomic.LoadUint64(m.pend); p != 0 {
+		p = ^p
+		*m.head, *m.tail = uint32(p), uint32(p>>32)
+		region.StoreRelease64(m.pend, 0)
+	}
+	m.unlock(ver)
 }
 
 func (m *Map) slot(i uint32) []byte { return m.mem.Bytes(slotsOff+uint64(i)*m.vsize, m.vsize) }
@@ -145,8 +197,8 @@ func (m *Map) next(i uint32) uint32 {
 // get copies the element a peek or pop takes into value and, with del,
 // removes it. Empty is ENOENT and value is left alone.
 func (m *Map) get(value []byte, del bool) error {
-	m.lock()
-	defer m.unlock()
+	ver := m.lock()
+	defer m.unlock(ver)
 	head, tail := *m.head, *m.tail
 	if head == tail {
 		return uapi.ENOENT
@@ -185,19 +237,28 @@ func (m *Map) LookupAndDelete(_, value []byte) error {
 // makes room by dropping the oldest element.
 func (m *Map) Update(_, value []byte, flags uint64) error {
 	defer runtime.KeepAlive(m.r)
-	m.lock()
-	defer m.unlock()
-	head := *m.head
-	if m.next(head) == *m.tail {
-		if flags&uapi.Exist == 0 {
-			return uapi.E2BIG
-		}
-		*m.tail = m.next(*m.tail)
+	ver := m.lock()
+	defer m.unlock(ver)
+	head, tail := *m.head, *m.tail
+	full := m.next(head) == tail
+	if full && flags&uapi.Exist == 0 {
+		return uapi.E2BIG
 	}
+	// The slot at head is free (not an element) until head moves past it.
 	// With the slot count wrapped to 0, head is always 0 here: the kernel
 	// writes slot 0 of its (max_entries+1)-slot area, and so does this.
 	copy(m.slot(head), value[:m.vsize])
-	*m.head = m.next(head)
+	nh := m.next(head)
+	if !full {
+		*m.head = nh
+		return nil
+	}
+	// Drop the oldest and add the new element as one change: a process
+	// killed between the two stores leaves the intent for Repair.
+	nt := m.next(tail)
+	region.StoreRelease64(m.pend, ^(uint64(nt)<<32 | uint64(nh)))
+	*m.head, *m.tail = nh, nt
+	region.StoreRelease64(m.pend, 0)
 	return nil
 }
 
