@@ -100,7 +100,9 @@ func TestCreateValidation(t *testing.T) {
 		{ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 2}, unix.EINVAL},
 		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1, MapExtra: 1}, unix.EINVAL},
 		{ebpf.MapSpec{Type: ebpf.MapType(34), KeySize: 4, ValueSize: 8, MaxEntries: 1}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1}, ebpf.ErrNotSupported},
+		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1}, unix.EINVAL}, // no InnerMap
+		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, MaxEntries: 1, InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}}, nil},
+		{ebpf.MapSpec{Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8, MaxEntries: 1}, ebpf.ErrNotSupported},
 	} {
 		t.Run(fmt.Sprintf("%v/flags=%#x", tc.spec.Type, tc.spec.Flags), func(t *testing.T) {
 			m, err := bpfmap.NewMap(&tc.spec)

@@ -19,9 +19,6 @@ type Batch struct {
 	Flags             uint64
 }
 
-// mapLookupRetries is MAP_LOOKUP_RETRIES of the generic lookup batch.
-const mapLookupRetries = 3
-
 type batchCmd int
 
 const (
@@ -92,7 +89,10 @@ func userSlice(buf []byte, i, n uint64) []byte {
 }
 
 // genericLookupBatch is generic_map_lookup_batch: walk with GET_NEXT_KEY
-// from the key cursor, copying (key, value) pairs.
+// from the key cursor, copying (key, value) pairs. A key whose lookup finds
+// nothing (deleted meanwhile, or an empty ARRAY_OF_MAPS slot) is skipped,
+// as the live kernel does, and out_batch is the last key the walk visited,
+// copied or skipped.
 func (m *Map) genericLookupBatch(b *Batch) error {
 	if b.ElemFlags != 0 {
 		return uapi.EINVAL
@@ -115,41 +115,37 @@ func (m *Map) genericLookupBatch(b *Batch) error {
 		prevKey = prev
 	}
 	var err error
-	cp, retry := uint32(0), mapLookupRetries
+	cp := uint32(0)
 	for cp < max {
 		if err = m.ops.GetNextKey(prevKey, key); err != nil {
 			break
 		}
 		err = m.ops.Lookup(key, value)
-		if err == uapi.ENOENT {
-			if retry > 0 {
-				retry--
-				continue
-			}
-			err = uapi.EINTR
-			break
-		}
-		if err != nil {
+		switch {
+		case err == uapi.ENOENT:
+			// Gone since GET_NEXT_KEY, or an empty map-in-map slot:
+			// skipped, and the walk goes on from it.
+		case err != nil:
 			return err
+		default:
+			// The kernel copies the key out before the value, so a
+			// faulting values buffer leaves this key written.
+			dk := userSlice(b.Keys, uint64(cp), ks)
+			if dk == nil {
+				return uapi.EFAULT
+			}
+			copy(dk, key)
+			dv := userSlice(b.Values, uint64(cp), vs)
+			if dv == nil {
+				return uapi.EFAULT
+			}
+			copy(dv, value)
+			cp++
 		}
-		// The kernel copies the key out before the value, so a faulting
-		// values buffer leaves this key written.
-		dk := userSlice(b.Keys, uint64(cp), ks)
-		if dk == nil {
-			return uapi.EFAULT
-		}
-		copy(dk, key)
-		dv := userSlice(b.Values, uint64(cp), vs)
-		if dv == nil {
-			return uapi.EFAULT
-		}
-		copy(dv, value)
 		if prevKey == nil {
 			prevKey = prev
 		}
 		prevKey, key = key, prevKey
-		retry = mapLookupRetries
-		cp++
 	}
 	b.Count = cp
 	if cp > 0 {
