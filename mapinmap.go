@@ -22,8 +22,9 @@ import (
 //
 // Update(key, inner *Map, flags) stores an inner map; Lookup into a
 // *uint32 returns the inner map's id, as the kernel's lookup does, and into
-// a **Map opens the inner map by that id (a new handle the caller closes),
-// as cilium/ebpf's Lookup into **ebpf.Map does. Delete empties a slot.
+// a **Map opens the inner map by that id (a new handle the caller closes;
+// for a Private map-in-map, a new handle of the map in the slot), as
+// cilium/ebpf's Lookup into **ebpf.Map does. Delete empties a slot.
 // LookupAndDelete is ENOTSUPP (ebpf.ErrNotSupported).
 //
 // A slot holds its inner map alive: the inner map keeps its id and can be

@@ -52,6 +52,12 @@ import (
 // is emptied), and every other link goes. The outer map's death drops all
 // its links and sweeps the inner maps (namespace.DropRefs).
 
+// crashPoint, when set (by tests), is called at the points of a slot change
+// where a writer's death leaves the references to be reconciled: after the
+// new link is made ("prepared"), after the slot changed and before its link
+// did ("updated", "deleted").
+var crashPoint func(stage string)
+
 // isMapInMap reports whether t is a map-in-map type.
 func isMapInMap(t uapi.MapType) bool {
 	return t == uapi.MapTypeArrayOfMaps || t == uapi.MapTypeHashOfMaps
@@ -226,10 +232,16 @@ func (m *Map) updateSlot(key []byte, flags uint64, resolve func() (*Handle, erro
 		m.clearIntent()
 		return uapi.ENOMEM
 	}
+	if crashPoint != nil {
+		crashPoint("prepared")
+	}
 	if err := m.ops.Update(key, val[:], flags); err != nil {
 		ns.AbortRef(tmp)
 		m.clearIntent()
 		return err
+	}
+	if crashPoint != nil {
+		crashPoint("updated")
 	}
 	cerr := ns.CommitRef(m.id, slot, tmp)
 	m.clearIntent()
@@ -261,6 +273,9 @@ func (m *Map) deleteSlot(key []byte) error {
 	}
 	m.setIntent()
 	err := m.ops.Delete(key)
+	if err == nil && crashPoint != nil {
+		crashPoint("deleted")
+	}
 	if err == nil {
 		m.obj.NS().DropRef(m.id, namespace.SlotName(key))
 	}
@@ -312,23 +327,19 @@ func (m *Map) clearIntent() { atomic.StoreUint32(&m.r.Header().InnerOp, 0) }
 func (m *Map) reconcile() {
 	ns := m.obj.NS()
 	want := map[string]uint32{}
-	var key []byte
-	next := make([]byte, m.keySize)
-	for range uint64(m.maxEnt) + 1 {
-		if m.ops.GetNextKey(key, next) != nil {
-			break
-		}
-		k := append([]byte(nil), next...)
+	var sweep []uint32
+	for _, k := range m.slotKeys() {
 		if id := m.slotID(k); id != 0 {
 			slot := namespace.SlotName(k)
 			want[slot] = id
 			if !ns.RefIsTo(m.id, slot, id) {
+				if old := ns.RefInner(m.id, slot); old != 0 {
+					sweep = append(sweep, old) // the link goes over to id
+				}
 				m.relink(k, slot, id)
 			}
 		}
-		key = k
 	}
-	var sweep []uint32
 	for _, name := range ns.RefNames(m.id) {
 		if _, ok := want[name]; ok && !namespace.IsTemp(name) {
 			continue
@@ -341,6 +352,24 @@ func (m *Map) reconcile() {
 	for _, id := range sweep {
 		ns.SweepID(id)
 	}
+}
+
+// slotKeys returns the keys of the occupied slots (writer lock held, so
+// the walk sees no change).
+func (m *Map) slotKeys() [][]byte {
+	var keys [][]byte
+	var key []byte
+	next := make([]byte, m.keySize)
+	for range uint64(m.maxEnt) + 1 {
+		if m.ops.GetNextKey(key, next) != nil {
+			break
+		}
+		key = append([]byte(nil), next...)
+		if m.slotID(key) != 0 {
+			keys = append(keys, key)
+		}
+	}
+	return keys
 }
 
 // relink links slot's inner map id, or empties the slot if that map is
@@ -405,21 +434,12 @@ func (m *Map) lookupAndDeleteBatchInner(b *Batch) error {
 // reconcileLocal drops a private map-in-map's handles of slots that are
 // empty.
 func (m *Map) reconcileLocal() {
+	occupied := map[string]bool{}
+	for _, k := range m.slotKeys() {
+		occupied[namespace.SlotName(k)] = true
+	}
 	for slot, h := range m.mim.local {
-		found := false
-		var key []byte
-		next := make([]byte, m.keySize)
-		for range uint64(m.maxEnt) + 1 {
-			if m.ops.GetNextKey(key, next) != nil {
-				break
-			}
-			if namespace.SlotName(next) == slot && m.slotID(next) != 0 {
-				found = true
-				break
-			}
-			key = append(key[:0], next...)
-		}
-		if !found {
+		if !occupied[slot] {
 			delete(m.mim.local, slot)
 			_ = h.Close()
 		}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/bpfmap/bpfmap/internal/namespace"
@@ -565,11 +567,168 @@ func mimChild(root string) error {
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv("BPFMAP_MIM_CHILD"); root != "" {
-		if err := mimChild(root); err != nil {
+		run := mimChild
+		if stage := os.Getenv("BPFMAP_MIM_CRASH"); stage != "" {
+			run = func(root string) error { return mimCrashChild(root, stage) }
+		}
+		if err := run(root); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// mimCrashChild changes slot 0 of the pinned map-in-map "outer" (to the
+// map pinned at "b", or empties it for the stage "deleted") and is killed
+// at stage, in the middle of the change.
+func mimCrashChild(root, stage string) error {
+	ns, err := namespace.Open(root)
+	if err != nil {
+		return err
+	}
+	outer, err := OpenPinned(ns, "outer", 0)
+	if err != nil {
+		return err
+	}
+	b, err := OpenPinned(ns, "b", 0)
+	if err != nil {
+		return err
+	}
+	crashPoint = func(s string) {
+		if s == stage {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	if stage == "deleted" {
+		err = outer.Delete(le32(0))
+	} else {
+		err = outer.UpdateMap(le32(0), b, 0)
+	}
+	return fmt.Errorf("not killed at %s: %v", stage, err)
+}
+
+// TestMapInMapWriterKilled kills a writer process of a map-in-map at each
+// point between a slot change and its reference link change, and checks
+// that no slot ever names a dead map, and that the next writer repairs the
+// references: the map in the slot is held, the map that left the slot dies,
+// no temporary link remains.
+func TestMapInMapWriterKilled(t *testing.T) {
+	for _, tc := range []struct {
+		stage         string
+		slot          string // the map in slot 0 afterwards ("" empty)
+		aLives, bRefd bool
+	}{
+		{"prepared", "a", true, false},
+		{"updated", "b", false, true},
+		{"deleted", "", false, false},
+	} {
+		t.Run(tc.stage, func(t *testing.T) {
+			ns := testNS(t)
+			tmpl := mustCreate(t, ns, arrayAttr(4, 0))
+			outer := mustCreate(t, ns, outerAttr(uapi.MapTypeHashOfMaps, 4, tmpl))
+			a, _ := Create(func() *CreateAttr { x := arrayAttr(4, 0); return &x }(), Options{Namespace: ns})
+			b := mustCreate(t, ns, arrayAttr(4, 0))
+			aid, bid := idOf(a), idOf(b)
+			if err := outer.UpdateMap(le32(0), a, 0); err != nil {
+				t.Fatal(err)
+			}
+			_ = a.Close()
+			if _, err := outer.Pin("outer"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Pin("b"); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "BPFMAP_MIM_CHILD="+ns.Root(), "BPFMAP_MIM_CRASH="+tc.stage)
+			out, _ := cmd.CombinedOutput()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child was not killed: %v %q", cmd.ProcessState, out)
+			}
+			if atomic.LoadUint32(&outer.m.r.Header().InnerOp) == 0 {
+				t.Fatal("the child did not die in the middle of a slot change")
+			}
+			// Before any repair, the slot's map is alive.
+			v := make([]byte, 4)
+			if err := outer.Lookup(le32(0), v, 0); err == nil {
+				id := binary.LittleEndian.Uint32(v)
+				h, err := OpenID(ns, id, 0)
+				if err != nil {
+					t.Fatalf("slot 0 names map %d, which is dead: %v", id, err)
+				}
+				_ = h.Close()
+			}
+			// The next writer repairs.
+			if err := outer.Delete(le32(3)); err != uapi.ENOENT {
+				t.Fatalf("delete: %v", err)
+			}
+			if atomic.LoadUint32(&outer.m.r.Header().InnerOp) != 0 {
+				t.Fatal("repair left the intent set")
+			}
+			want := map[string]uint32{"a": aid, "b": bid}[tc.slot]
+			err := outer.Lookup(le32(0), v, 0)
+			if tc.slot == "" && err != uapi.ENOENT || tc.slot != "" && (err != nil || binary.LittleEndian.Uint32(v) != want) {
+				t.Fatalf("slot 0: %v %v, want %q", err, v, tc.slot)
+			}
+			if objectExists(ns, aid) != tc.aLives {
+				t.Fatalf("map a alive %v, want %v", objectExists(ns, aid), tc.aLives)
+			}
+			outerID := idOf(outer)
+			names := ns.RefNames(outerID)
+			for _, n := range names {
+				if namespace.IsTemp(n) {
+					t.Fatalf("temporary link %s left", n)
+				}
+			}
+			if tc.slot != "" && (len(names) != 1 || !ns.RefIsTo(outerID, namespace.SlotName(le32(0)), want)) {
+				t.Fatalf("links %v do not hold slot 0's map", names)
+			}
+			if tc.slot == "" && len(names) != 0 {
+				t.Fatalf("links %v left for an empty map", names)
+			}
+			// b keeps its pin whatever happened; unpinned, it lives only
+			// if it is in the slot.
+			_ = b.Close()
+			if err := os.Remove(filepath.Join(ns.Root(), "b")); err != nil {
+				t.Fatal(err)
+			}
+			ns.Sweep()
+			if objectExists(ns, bid) != tc.bRefd {
+				t.Fatalf("map b alive %v, want %v", objectExists(ns, bid), tc.bRefd)
+			}
+		})
+	}
+}
+
+// TestMapInMapUnpinnedByHand: a map-in-map whose last pin is unlinked by
+// hand with no process holding it is dead, and so are the maps only its
+// slots held: opening one by id finds nothing.
+func TestMapInMapUnpinnedByHand(t *testing.T) {
+	ns := testNS(t)
+	tmpl := mustCreate(t, ns, arrayAttr(4, 0))
+	outer, _ := Create(func() *CreateAttr { x := outerAttr(uapi.MapTypeArrayOfMaps, 4, tmpl); return &x }(), Options{Namespace: ns})
+	in, _ := Create(func() *CreateAttr { x := arrayAttr(4, 0); return &x }(), Options{Namespace: ns})
+	inID := idOf(in)
+	if err := outer.UpdateMap(le32(1), in, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = in.Close()
+	if _, err := outer.Pin("o"); err != nil {
+		t.Fatal(err)
+	}
+	_ = outer.Close()
+	if h, err := OpenID(ns, inID, 0); err != nil {
+		t.Fatalf("inner map of a pinned map-in-map: %v", err)
+	} else {
+		_ = h.Close()
+	}
+	if err := os.Remove(filepath.Join(ns.Root(), "o")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenID(ns, inID, 0); err != uapi.ENOENT {
+		t.Fatalf("inner map of a dead map-in-map: %v", err)
+	}
 }

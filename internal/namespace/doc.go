@@ -17,6 +17,11 @@
 //     at most once a second).
 //   - Pins are hard links into the namespace directory tree; unpinning is
 //     unlinking. An object lives while it has a pin, whoever holds it.
+//   - A slot of a map-in-map holds its inner map through a reference link,
+//     <root>/.bpfmap/refs/<outer id>/<slot name>, a hard link to the inner
+//     map's object file that counts like a pin (refs_linux.go). A dead
+//     outer map's links are removed with it and the inner maps they held
+//     are swept.
 //   - The process table has one slot per live process, each held with a
 //     byte-range lock the kernel also drops at death. A lock word in a map
 //     records its holder's owner token (slot and generation), so that a

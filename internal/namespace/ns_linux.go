@@ -171,6 +171,8 @@ func (ns *NS) OpenID(id uint32) (*Object, error) {
 	}
 	// An object that no process holds and no pin links is dead (its last
 	// pin was unlinked by hand, say); remove it rather than bring it back.
+	// So are the maps only a dead map-in-map's slots held.
+	ns.sweepRefs()
 	ns.sweepOne(id)
 	o, err := ns.openFile(ns.objectPath(id))
 	if err != nil {
@@ -294,7 +296,8 @@ func (o *Object) Unpin(path string) error {
 	return unix.Unlink(path)
 }
 
-// Pins counts the object's pins (its links other than the object file).
+// Pins counts the object's links other than the object file: its pins
+// and the map-in-map slots that hold it.
 func (o *Object) Pins() int {
 	var st unix.Stat_t
 	if unix.Fstat(o.fd, &st) != nil || st.Nlink == 0 {

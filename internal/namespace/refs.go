@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// SlotName is the name of the reference link of the slot with key key:
-// the key in hex, or for keys longer than 64 bytes "s" and the hex of
-// their SHA-256.
+// SlotName is the name of the reference link of a map-in-map's slot with
+// key key: "k" and the key in hex, or for keys longer than 64 bytes "s"
+// and the hex of their SHA-256.
 func SlotName(key []byte) string {
 	if len(key) <= 64 {
 		return "k" + hex.EncodeToString(key)

@@ -144,9 +144,10 @@ func (ns *NS) DropRefs(outer uint32) {
 	}
 }
 
-// sweepRefs drops the reference directories of outer maps that are dead
-// (their object file is gone: a process died between the object's unlink
-// and DropRefs).
+// sweepRefs drops the reference directories of outer maps that are dead:
+// their object file is gone (a process died between the object's unlink
+// and DropRefs), or no process holds them and no pin links them (their
+// last pin was unlinked by hand), which sweeps them now.
 func (ns *NS) sweepRefs() {
 	ents, _ := os.ReadDir(filepath.Join(ns.root, internalDir, "refs"))
 	for _, e := range ents {
@@ -156,6 +157,8 @@ func (ns *NS) sweepRefs() {
 		}
 		if _, err := os.Lstat(ns.objectPath(uint32(id))); errors.Is(err, os.ErrNotExist) {
 			ns.DropRefs(uint32(id))
+		} else {
+			ns.sweepOne(uint32(id))
 		}
 	}
 }
