@@ -17,8 +17,8 @@ import (
 // spec.InnerMap with Pinning is refused, as cilium/ebpf refuses it). Only
 // the template's type, key and value size, flags and max_entries are kept,
 // and every inner map stored later must match them (the kernel's
-// bpf_map_meta_equal; max_entries only for ARRAY and PERCPU_ARRAY inner
-// maps without BPF_F_INNER_MAP), else EINVAL.
+// bpf_map_meta_equal; max_entries only for ARRAY inner maps without
+// BPF_F_INNER_MAP), else EINVAL.
 //
 // Update(key, inner *Map, flags) stores an inner map; Lookup into a
 // *uint32 returns the inner map's id, as the kernel's lookup does, and into

@@ -31,8 +31,9 @@ import (
 //
 // Inner maps. The inner map must be compatible with the template
 // (bpf_map_meta_equal: same type, key_size, value_size and stored
-// map_flags; ARRAY and PERCPU_ARRAY inners also the same max_entries
-// unless the template has BPF_F_INNER_MAP), else EINVAL. An outer map
+// map_flags; ARRAY inners also the same max_entries unless the template
+// has BPF_F_INNER_MAP — PERCPU_ARRAY inners need not, on the live kernel),
+// else EINVAL. An outer map
 // shared through a namespace takes only inner maps of the same namespace
 // (a private inner map, or one of another namespace, is EINVAL: no other
 // process could reach it). A private outer map takes any inner map and
@@ -106,7 +107,9 @@ func fits(t *region.InnerMeta, c *Map) bool {
 	if t.MapType != cm.MapType || t.KeySize != cm.KeySize || t.ValueSize != cm.ValueSize || t.MapFlags != cm.MapFlags {
 		return false
 	}
-	arr := uapi.MapType(t.MapType) == uapi.MapTypeArray || uapi.MapType(t.MapType) == uapi.MapTypePercpuArray
+	// Only ARRAY's ops compare max_entries (array_map_meta_equal); the
+	// live kernel lets a PERCPU_ARRAY inner map's max_entries differ.
+	arr := uapi.MapType(t.MapType) == uapi.MapTypeArray
 	return !arr || t.MapFlags&uapi.FInnerMap != 0 || t.MaxEntries == cm.MaxEntries
 }
 

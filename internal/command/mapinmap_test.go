@@ -732,3 +732,28 @@ func TestMapInMapUnpinnedByHand(t *testing.T) {
 		t.Fatalf("inner map of a dead map-in-map: %v", err)
 	}
 }
+
+// TestMapInMapPercpuArrayMaxEntries: only ARRAY inner maps must match the
+// template's max_entries; PERCPU_ARRAY ones need not (as on the live
+// kernel, internal/difftest TestMapInMapUpdateCompat).
+func TestMapInMapPercpuArrayMaxEntries(t *testing.T) {
+	ns := testNS(t)
+	pa := func(max uint32) CreateAttr {
+		return CreateAttr{MapType: uint32(uapi.MapTypePercpuArray), KeySize: 4, ValueSize: 8, MaxEntries: max}
+	}
+	tmpl := mustCreate(t, ns, pa(4))
+	outer := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, tmpl))
+	if err := outer.UpdateMap(le32(0), mustCreate(t, ns, pa(8)), 0); err != nil {
+		t.Fatalf("percpu array with other max_entries: %v", err)
+	}
+	atmpl := mustCreate(t, ns, arrayAttr(4, 0))
+	aouter := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, atmpl))
+	if err := aouter.UpdateMap(le32(0), mustCreate(t, ns, arrayAttr(8, 0)), 0); err != uapi.EINVAL {
+		t.Fatalf("array with other max_entries: %v", err)
+	}
+	itmpl := mustCreate(t, ns, arrayAttr(4, uapi.FInnerMap))
+	iouter := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, itmpl))
+	if err := iouter.UpdateMap(le32(0), mustCreate(t, ns, arrayAttr(8, uapi.FInnerMap)), 0); err != nil {
+		t.Fatalf("BPF_F_INNER_MAP array with other max_entries: %v", err)
+	}
+}

@@ -336,15 +336,16 @@ func TestMapInMapUpdateCompat(t *testing.T) {
 	w.mustCreate("a4rd", arr(4, 8, fRdonly), refNone)
 	w.mustCreate("a8inner", arr(8, 8, mimInnerMap), refNone)
 	w.mustCreate("pa4", kbpf.CreateAttr{MapType: tPercpuArray, KeySize: 4, ValueSize: 8, MaxEntries: 4}, refNone)
+	w.mustCreate("pa8", kbpf.CreateAttr{MapType: tPercpuArray, KeySize: 4, ValueSize: 8, MaxEntries: 8}, refNone)
 	w.mustCreate("h4", kbpf.CreateAttr{MapType: tHash, KeySize: 4, ValueSize: 8, MaxEntries: 4}, refNone)
 	w.mustCreate("h9", kbpf.CreateAttr{MapType: tHash, KeySize: 4, ValueSize: 8, MaxEntries: 9}, refNone)
 	w.mustCreate("h9np", kbpf.CreateAttr{MapType: tHash, KeySize: 4, ValueSize: 8, MaxEntries: 9, MapFlags: fNoPrealloc}, refNone)
 	w.mustCreate("gone", arr(4, 8, 0), refNone)
 	w.closeFD("gone")
-	candidates := []string{"a4", "a5", "a4v4", "a4ro", "a4wo", "a4rd", "a8inner", "pa4", "h4", "h9", "h9np",
+	candidates := []string{"a4", "a5", "a4v4", "a4ro", "a4wo", "a4rd", "a8inner", "pa4", "pa8", "h4", "h9", "h9np",
 		"tmpl", "tmplInner", refNone, refNotMap, refClosed, "gone"}
 	for _, typ := range []uint32{mimArrayOfMaps, mimHashOfMaps} {
-		for _, tmpl := range []string{"tmpl", "tmplInner", "h4"} {
+		for _, tmpl := range []string{"tmpl", "tmplInner", "h4", "pa4"} {
 			outer := fmt.Sprintf("%s/%s", typeNameMim(typ), tmpl)
 			w.mustCreate(outer, mimAttr(typ, 4, 64, 0), tmpl)
 			w.mustCreate(outer+"/aom", mimAttr(mimArrayOfMaps, 4, 1, 0), tmpl)
@@ -573,4 +574,38 @@ func TestMapInMapLifetime(t *testing.T) {
 func sleepMs(n int) {
 	ts := syscall.NsecToTimespec(int64(n) * 1e6)
 	_ = syscall.Nanosleep(&ts, nil)
+}
+
+// TestMapInMapBatchLifetime compares when inner maps die after the batch
+// commands change slots: UPDATE_BATCH replacing, DELETE_BATCH and
+// LOOKUP_AND_DELETE_BATCH emptying.
+func TestMapInMapBatchLifetime(t *testing.T) {
+	w := newMimWorld(t)
+	spec := kbpf.CreateAttr{MapType: tArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}
+	w.mustCreate("tmpl", spec, refNone)
+	for _, n := range []string{"i1", "i2", "i3", "i4"} {
+		w.mustCreate(n, spec, refNone)
+	}
+	w.mustCreate("outer", mimAttr(mimHashOfMaps, 4, 4, fZeroSeed), "tmpl")
+	w.batch("outer", cmdUpdateBatch, []uint32{0, 1, 2}, []string{"i1", "i2", "i3"}, 3, nil)
+	for _, n := range []string{"i1", "i2", "i3"} {
+		w.closeFD(n)
+	}
+	w.batch("outer", cmdUpdateBatch, []uint32{0}, []string{"i4"}, 1, nil)
+	for n, want := range map[string]bool{"i1": false, "i2": true, "i3": true} {
+		if got := w.alive(n); got != want {
+			t.Errorf("after an update batch replaced it: kernel map %s alive %v, want %v", n, got, want)
+		}
+	}
+	w.batch("outer", cmdDeleteBatch, []uint32{1}, nil, 1, nil)
+	if w.alive("i2") {
+		t.Error("kernel map i2 alive after a delete batch")
+	}
+	w.closeFD("i4")
+	w.batch("outer", cmdLookupAndDeleteBatch, nil, nil, 4, nil)
+	for _, n := range []string{"i3", "i4"} {
+		if w.alive(n) {
+			t.Errorf("kernel map %s alive after a lookup and delete batch", n)
+		}
+	}
 }
