@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -571,6 +572,9 @@ func TestMain(m *testing.M) {
 		if stage := os.Getenv("BPFMAP_MIM_CRASH"); stage != "" {
 			run = func(root string) error { return mimCrashChild(root, stage) }
 		}
+		if os.Getenv("BPFMAP_MIM_CHURN") != "" {
+			run = mimChurnChild
+		}
 		if err := run(root); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
@@ -755,5 +759,144 @@ func TestMapInMapPercpuArrayMaxEntries(t *testing.T) {
 	iouter := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, itmpl))
 	if err := iouter.UpdateMap(le32(0), mustCreate(t, ns, arrayAttr(8, uapi.FInnerMap)), 0); err != nil {
 		t.Fatalf("BPF_F_INNER_MAP array with other max_entries: %v", err)
+	}
+}
+
+// churn changes random slots of outer among the maps pinned at p0..p3 (or
+// empties them) n times.
+func churn(outer *Handle, inners []*Handle, seed, n int) error {
+	x := uint32(seed)*2654435761 + 1
+	for range n {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		k := le32(x % 8)
+		var err error
+		if x%5 == 0 {
+			err = outer.Delete(k)
+			if err == uapi.ENOENT {
+				err = nil
+			}
+		} else {
+			err = outer.UpdateMap(k, inners[(x>>8)%uint32(len(inners))], 0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mimChurnChild(root string) error {
+	ns, err := namespace.Open(root)
+	if err != nil {
+		return err
+	}
+	outer, err := OpenPinned(ns, "outer", 0)
+	if err != nil {
+		return err
+	}
+	var inners []*Handle
+	for i := range 4 {
+		h, err := OpenPinned(ns, fmt.Sprintf("p%d", i), 0)
+		if err != nil {
+			return err
+		}
+		inners = append(inners, h)
+	}
+	return churn(outer, inners, 99, 3000)
+}
+
+// checkRefs checks that outer's reference links are exactly its slots'.
+func checkRefs(t *testing.T, ns *namespace.NS, outer *Handle) {
+	t.Helper()
+	m := outer.m
+	keys := m.slotKeys()
+	names := ns.RefNames(m.id)
+	if len(names) != len(keys) {
+		t.Fatalf("%d links for %d occupied slots: %v", len(names), len(keys), names)
+	}
+	for _, k := range keys {
+		if !ns.RefIsTo(m.id, namespace.SlotName(k), m.slotID(k)) {
+			t.Fatalf("slot %x: link does not hold map %d", k, m.slotID(k))
+		}
+	}
+}
+
+// TestMapInMapConcurrentWriters changes slots from several goroutines and
+// another process at once; afterwards the links match the slots exactly,
+// and the maps in no slot are dead once their pins go.
+func TestMapInMapConcurrentWriters(t *testing.T) {
+	for _, typ := range []uapi.MapType{uapi.MapTypeArrayOfMaps, uapi.MapTypeHashOfMaps} {
+		t.Run(TypeName(typ), func(t *testing.T) {
+			ns := testNS(t)
+			tmpl := mustCreate(t, ns, arrayAttr(4, 0))
+			outer := mustCreate(t, ns, outerAttr(typ, 8, tmpl))
+			if _, err := outer.Pin("outer"); err != nil {
+				t.Fatal(err)
+			}
+			var inners []*Handle
+			for i := range 4 {
+				h := mustCreate(t, ns, arrayAttr(4, 0))
+				if _, err := h.Pin(fmt.Sprintf("p%d", i)); err != nil {
+					t.Fatal(err)
+				}
+				inners = append(inners, h)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "BPFMAP_MIM_CHILD="+ns.Root(), "BPFMAP_MIM_CHURN=1")
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for g := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- churn(outer, inners, g, 2000)
+				}()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					v := make([]byte, 4)
+					for i := range 4000 {
+						if err := outer.Lookup(le32(uint32(i%8)), v, 0); err == nil && binary.LittleEndian.Uint32(v) == 0 {
+							errs <- fmt.Errorf("lookup returned id 0")
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("child: %v %s", err, out.String())
+			}
+			checkRefs(t, ns, outer)
+			held := map[uint32]bool{}
+			for _, k := range outer.m.slotKeys() {
+				held[outer.m.slotID(k)] = true
+			}
+			ids := make([]uint32, len(inners))
+			for i, h := range inners {
+				ids[i] = idOf(h)
+				_ = h.Close()
+				_ = os.Remove(filepath.Join(ns.Root(), fmt.Sprintf("p%d", i)))
+			}
+			ns.Sweep()
+			for _, id := range ids {
+				if objectExists(ns, id) != held[id] {
+					t.Fatalf("map %d alive %v, in a slot %v", id, objectExists(ns, id), held[id])
+				}
+			}
+		})
 	}
 }
