@@ -415,6 +415,10 @@ func TestMapInMapElementOps(t *testing.T) {
 		for k := range uint32(4) {
 			w.lookup(outer, k)
 		}
+		w.both(outer+" freeze", func() syscall.Errno { return kbpf.Freeze(o.kfd) }, func() syscall.Errno { return errnoOf(o.h.Freeze()) })
+		w.update(outer, 2, "i3", updAny)
+		w.del(outer, 2)
+		w.lookup(outer, 2)
 	}
 }
 
