@@ -1,6 +1,7 @@
 // Command tour creates one map of each type bpfmap implements, writes,
 // reads, iterates and prints what it did. It needs no root and runs on any
-// OS: the maps live in this process's memory.
+// OS: on Linux the maps are objects of the pin namespace (bpfmap.NamespaceRoot),
+// elsewhere they live in this process's memory.
 //
 //	go run ./examples/tour
 package main
@@ -28,6 +29,7 @@ func main() {
 	lruTour()
 	lpmTour()
 	ringTour()
+	mapInMapTour()
 	notYet()
 }
 
@@ -227,8 +229,34 @@ func ringTour() {
 	fmt.Printf(" (lookup: %v)\n", m.Lookup(nil, make([]byte, 0)))
 }
 
-func notYet() {
-	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, MaxEntries: 1,
+func mapInMapTour() {
+	outer, err := bpfmap.NewMap(&ebpf.MapSpec{Name: "tables", Type: ebpf.ArrayOfMaps, KeySize: 4, MaxEntries: 2,
 		InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}})
-	fmt.Printf("not implemented yet: %v\n", err)
+	must(err)
+	defer outer.Close()
+	inner, err := bpfmap.NewMap(&ebpf.MapSpec{Name: "table0", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	must(err)
+	must(inner.Put(uint32(0), uint32(42)))
+	must(outer.Put(uint32(0), inner))
+	info, _ := inner.Info()
+	want, _ := info.ID()
+	must(inner.Close()) // the slot keeps the inner map alive
+	fmt.Printf("created %v: an array of maps\n", outer)
+	var id uint32
+	must(outer.Lookup(uint32(0), &id))
+	fmt.Printf("  slot 0 holds map id %d (the inner map's id: %v)\n", id, ebpf.MapID(id) == want)
+	var got *bpfmap.Map
+	must(outer.Lookup(uint32(0), &got))
+	defer got.Close()
+	var v uint32
+	must(got.Lookup(uint32(0), &v))
+	fmt.Printf("  opened through the slot after its last handle closed: key 0 = %d\n", v)
+	small, _ := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	defer small.Close()
+	fmt.Printf("  an inner map unlike the template: %v\n", outer.Put(uint32(1), small))
+}
+
+func notYet() {
+	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	fmt.Printf("not implemented: %v\n", err)
 }
