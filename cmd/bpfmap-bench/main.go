@@ -3,7 +3,9 @@
 // in-BPF cost (BPF_PROG_TEST_RUN + bpf_loop), the bpf(2) syscall through
 // cilium/ebpf and Go's built-in map, bpfmap's allocs/op and its ratio to the
 // kernel, each the median of -count runs. Kernel columns read n/a where the kernel's BPF is not available
-// (not root, not Linux).
+// (not root, not Linux). With -shared (the default) it also reports hash
+// lookups on a shared, pinned map from the process that made it and from
+// another process (this command re-executed) against the bpf(2) syscall.
 //
 //	go run ./cmd/bpfmap-bench            # 1,024 and 1,048,576 entries
 //	go run ./cmd/bpfmap-bench -sizes 1024 -v
@@ -22,6 +24,7 @@ import (
 )
 
 func main() {
+	bench.SharedChild() // a child measuring lookups of a map another process made
 	sizes := flag.String("sizes", "1024,1048576", "comma-separated entry counts (powers of two)")
 	verbose := flag.Bool("v", false, "print each measurement as it is taken")
 	count := flag.Int("count", 5, "measurements per cell; the table shows their median")
@@ -29,6 +32,7 @@ func main() {
 	keyless := flag.Bool("keyless", true, "also report bloom filter peeks and queue push+pop pairs")
 	lpmlru := flag.Bool("lpmlru", true, "also report LPM trie lookups and LRU hash lookups and updates")
 	ring := flag.Bool("ringbuf", true, "also report ring buffer records/s (1, 2, 4 producers) vs the kernel and a Go channel")
+	shared := flag.Bool("shared", true, "also report hash lookups on a shared (pinned) map from the same and from another process vs the bpf(2) syscall")
 	flag.Parse()
 
 	var ns []uint32
@@ -60,6 +64,10 @@ func main() {
 	if *ring {
 		fmt.Println()
 		fmt.Print(bench.RingbufReport(*count))
+	}
+	if *shared {
+		fmt.Println()
+		fmt.Print(bench.SharedReport(ns, *count))
 	}
 	if *extra {
 		fmt.Println()

@@ -1,0 +1,9 @@
+package sharetest
+
+import "golang.org/x/sys/unix"
+
+var (
+	errE2BIG  = unix.E2BIG
+	errEPERM  = unix.EPERM
+	errENOSPC = unix.ENOSPC
+)
