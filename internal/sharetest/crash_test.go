@@ -752,7 +752,7 @@ func drainRole(a childArgs) (any, error) {
 	}
 }
 
-// replayQueue builds the model of a queue from the workers' logs.
+// replayQueue builds the model of a queue or stack from the workers' logs.
 func replayQueue(logs [][]string) (*model, error) {
 	md := &model{pushed: map[uint64]bool{}, inFlPush: map[uint64]bool{}}
 	for _, slot := range logs {
@@ -803,9 +803,15 @@ func replayQueue(logs [][]string) (*model, error) {
 	return md, nil
 }
 
-func TestCrashQueue(t *testing.T) {
-	cfg := crashConfig{kind: kind{name: "queue"}, maxEntries: 64, slots: 4, kills: killsPerType(), queue: true}
-	m, root, pin := newPinned(t, &ebpf.MapSpec{Name: "crash_queue", Type: ebpf.Queue, ValueSize: 16, MaxEntries: cfg.maxEntries})
+func TestCrashQueue(t *testing.T) { testCrashKeyless(t, ebpf.Queue) }
+
+func TestCrashStack(t *testing.T) { testCrashKeyless(t, ebpf.Stack) }
+
+// testCrashKeyless is the crash test of a queue or stack: producers and
+// consumers killed at random moments.
+func testCrashKeyless(t *testing.T, typ ebpf.MapType) {
+	cfg := crashConfig{kind: kind{name: "keyless"}, maxEntries: 64, slots: 4, kills: killsPerType(), queue: true}
+	m, root, pin := newPinned(t, &ebpf.MapSpec{Name: "crash_keyless", Type: typ, ValueSize: 16, MaxEntries: cfg.maxEntries})
 	v := make([]byte, 16)
 	logs := crashRun(t, cfg, m, root, pin, func(*rand.Rand) error {
 		for range 32 {
@@ -828,7 +834,7 @@ func TestCrashQueue(t *testing.T) {
 	}
 	var drained []uint64
 	start(t, "drain", childArgs{Root: root, Pin: pin}).wait(t, 30*time.Second, &drained)
-	t.Logf("%d pushes and %d pops acknowledged, %d batches in flight at a kill (%d pops), %d left in the queue",
+	t.Logf("%d pushes and %d pops acknowledged, %d batches in flight at a kill (%d pops), %d left in the map",
 		len(md.pushed), md.pops, md.inFlight, md.popsLost, len(drained))
 	if len(md.pushed) < cfg.kills || md.pops < cfg.kills/2 {
 		t.Errorf("too few operations acknowledged to test anything")
@@ -843,11 +849,12 @@ func TestCrashQueue(t *testing.T) {
 			t.Errorf("value %#x popped but never pushed", s)
 		}
 	}
-	// What is left comes out in each producer's order.
+	// What is left comes out in each producer's order (a queue) or in
+	// the reverse order (a stack).
 	last := map[uint64]uint64{}
 	for _, s := range drained {
-		if s <= last[s>>32] {
-			t.Errorf("producer %d's value %d left in the queue after its value %d", s>>32, s&0xffffffff, last[s>>32]&0xffffffff)
+		if l, ok := last[s>>32]; ok && (typ == ebpf.Queue) != (s > l) {
+			t.Errorf("%v: producer %d's value %d left after its value %d", typ, s>>32, s&0xffffffff, l&0xffffffff)
 		}
 		last[s>>32] = s
 	}
@@ -860,22 +867,26 @@ func TestCrashQueue(t *testing.T) {
 	if lost > md.popsLost {
 		t.Errorf("%d acknowledged pushes never popped; only %d pops were in flight at a kill", lost, md.popsLost)
 	}
-	// Capacity: the queue takes exactly max_entries again, in order.
+	// Capacity: the map takes exactly max_entries again, in order.
 	for i := range cfg.maxEntries {
 		putQueueValue(v, uint64(i)+1)
 		if err := m.Push(v); err != nil {
-			t.Fatalf("capacity leaked: push %d of max_entries %d into the drained queue: %v", i+1, cfg.maxEntries, err)
+			t.Fatalf("capacity leaked: push %d of max_entries %d into the drained map: %v", i+1, cfg.maxEntries, err)
 		}
 	}
 	if err := m.Push(v); !errors.Is(err, errE2BIG) {
-		t.Errorf("push into a full queue: %v, want E2BIG", err)
+		t.Errorf("push into a full map: %v, want E2BIG", err)
 	}
 	for i := range cfg.maxEntries {
 		if err := m.Pop(v); err != nil {
 			t.Fatalf("pop %d: %v", i, err)
 		}
-		if s, err := checkQueueValue(v); err != nil || s != uint64(i)+1 {
-			t.Fatalf("pop %d: %#x, %v", i, s, err)
+		want := uint64(i) + 1
+		if typ == ebpf.Stack {
+			want = uint64(cfg.maxEntries - i)
+		}
+		if s, err := checkQueueValue(v); err != nil || s != want {
+			t.Fatalf("pop %d: %#x, %v; want %#x", i, s, err, want)
 		}
 	}
 }

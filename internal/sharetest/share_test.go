@@ -244,9 +244,9 @@ func producerRole(a childArgs) (any, error) {
 	return pushed, nil
 }
 
-// consumerRole pops until the stop file exists and the queue is empty,
-// checking every value and that each producer's values come out in the
-// order they went in; it reports the stamps popped.
+// consumerRole pops until the stop file exists and the map is empty,
+// checking every value and, for a queue (Payload 0), that each producer's
+// values come out in the order they went in; it reports the stamps popped.
 func consumerRole(a childArgs) (any, error) {
 	m, err := bpfmap.LoadPinnedMap(a.Pin, nil)
 	if err != nil {
@@ -277,7 +277,7 @@ func consumerRole(a childArgs) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if prev, ok := last[s>>32]; ok && s <= prev {
+		if prev, ok := last[s>>32]; ok && s <= prev && a.Payload == 0 {
 			return nil, fmt.Errorf("producer %d's value %d popped after its value %d", s>>32, s&0xffffffff, prev&0xffffffff)
 		}
 		last[s>>32] = s
@@ -285,16 +285,26 @@ func consumerRole(a childArgs) (any, error) {
 	}
 }
 
-func TestSharedQueueProducersConsumers(t *testing.T) {
+func TestSharedQueueProducersConsumers(t *testing.T) { testProducersConsumers(t, ebpf.Queue) }
+
+func TestSharedStackProducersConsumers(t *testing.T) { testProducersConsumers(t, ebpf.Stack) }
+
+// testProducersConsumers runs producers and consumers of one queue or
+// stack at once and checks that every value pushed was popped exactly once.
+func testProducersConsumers(t *testing.T, typ ebpf.MapType) {
 	const producers, consumers, ops = 3, 3, 3000
-	_, root, pin := newPinned(t, &ebpf.MapSpec{Name: "share_queue", Type: ebpf.Queue, ValueSize: 16, MaxEntries: 64})
+	_, root, pin := newPinned(t, &ebpf.MapSpec{Name: "share_keyless", Type: typ, ValueSize: 16, MaxEntries: 64})
+	lifo := uint64(0)
+	if typ == ebpf.Stack {
+		lifo = 1
+	}
 	stop := filepath.Join(t.TempDir(), "stop")
 	var ps, cs []*child
 	for p := range producers {
 		ps = append(ps, start(t, "producer", childArgs{Root: root, Pin: pin, Worker: p, Serial: p + 1, Ops: ops}))
 	}
 	for c := range consumers {
-		cs = append(cs, start(t, "consumer", childArgs{Root: root, Pin: pin, Worker: 100 + c, Stop: stop}))
+		cs = append(cs, start(t, "consumer", childArgs{Root: root, Pin: pin, Worker: 100 + c, Stop: stop, Payload: lifo}))
 	}
 	for _, c := range ps {
 		var n int
