@@ -69,6 +69,14 @@
 // place: a one-word value with one atomic store, a larger one with the
 // element's sequence word odd meanwhile, so readers retry instead of seeing
 // a torn value.
+//
+// # Processes that die
+//
+// Lock words are internal/robust lock words that name their holder. A
+// waiter that finds one held by a dead process has the map repaired
+// (Repair, repair.go): the chains, count, home flags and free stack are
+// rebuilt from what is reachable, and for LRU maps the LRU lists from the
+// chains and from the nodes in flight that live processes hold (lru.go).
 package hash
 
 import (
@@ -436,6 +444,7 @@ func (m *Map) allocOverflow() uint32 {
 func (m *Map) release(ref uint32) {
 	e := m.elem(ref)
 	atomic.AddUint32(m.seqOf(e), 1)
+	m.crashPoint()
 	if ref <= m.g.nBuckets {
 		w := m.lockWord(ref - 1)
 		region.StoreRelease32(w, atomic.LoadUint32(w)&^homeUsed)
@@ -679,6 +688,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		m.unlock(b, ver)
 		return nil
 	}
+	m.crashPoint()
 	if !m.inPlace && old != b+1 {
 		// The new element becomes the chain's head: give it the home
 		// element, so the key written last is one cache line away.
@@ -687,6 +697,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		}
 	}
 	n := m.alloc(b)
+	m.crashPoint()
 	m.fill(n, hv, key, value)
 	e := m.elem(n)
 	head := m.mem.Uint32(m.headOff(b))
@@ -697,6 +708,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		// Per-CPU maps keep the element's chain position.
 		region.StoreRelease32(m.nextOf(e), atomic.LoadUint32(m.nextOf(m.elem(old))))
 		region.StoreRelease32(m.mem.Uint32(slot), n)
+		m.crashPoint()
 		m.release(old)
 	default:
 		// Publish the new element at the head, then unlink the old one:
@@ -705,9 +717,12 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		if slot == m.headOff(b) {
 			slot = e + 4
 		}
+		m.crashPoint()
 		region.StoreRelease32(m.mem.Uint32(slot), atomic.LoadUint32(m.nextOf(m.elem(old))))
+		m.crashPoint()
 		m.release(old)
 	}
+	m.crashPoint()
 	m.unlock(b, ver)
 	return nil
 }
@@ -730,6 +745,7 @@ func (m *Map) vacateHome(b uint32) uint32 {
 	m.makeLive(e)
 	region.StoreRelease32(m.nextOf(e), atomic.LoadUint32(m.nextOf(h)))
 	region.StoreRelease32(headWord, n)
+	m.crashPoint()
 	m.release(b + 1)
 	return n
 }
@@ -749,7 +765,12 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 	if next == m.nulls(b) && slot == m.headOff(b) {
 		next = 0
 	}
+	if m.lru != nil {
+		// In flight until the node is back on the LRU (see lru.go).
+		atomic.StoreUint32(m.lru.own(ref-1), m.lru.mine)
+	}
 	region.StoreRelease32(m.mem.Uint32(slot), next)
+	m.crashPoint()
 	if m.lru != nil {
 		// The node goes back to the LRU after the bucket lock is dropped
 		// (lruFree); readers holding it see its sequence change.
@@ -933,6 +954,27 @@ func (m *Map) copyBucket(b uint32, keys, values []byte, room uint32, del bool) (
 		ref = nref
 	}
 	return n, true, freed
+}
+
+// crashHook is set by tests only, to a function that panics at a chosen
+// step of a chosen map's writer, to simulate a process killed there. The
+// steps (crashPoint) are those between which a writer that dies leaves the
+// map in a state only Repair fixes. Tests set it while no other goroutine
+// runs.
+var crashHook func(m *Map)
+
+// crashPoint calls crashHook. It inlines to one load and branch.
+func (m *Map) crashPoint() {
+	if crashHook != nil {
+		crashHook(m)
+	}
+}
+
+// crashPoint is Map.crashPoint for the LRU's steps.
+func (l *lruState) crashPoint() {
+	if crashHook != nil {
+		crashHook(l.m)
+	}
 }
 
 // Count is the number of elements in the map.

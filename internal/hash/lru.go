@@ -9,6 +9,7 @@ import (
 	"github.com/bpfmap/bpfmap/internal/jhash"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
@@ -21,7 +22,7 @@ import (
 //
 // Node i is element i+1 (the home element of slot i; see the package doc).
 // Its LRU record lives in a parallel node array in the LRU area:
-// {prev u32, next u32, meta u32 (list type | cpu<<8), ref u32}. Lists are
+// {prev u32, next u32, meta u32 (list type | cpu<<8), ref u32, own u32}. Lists are
 // circular and doubly linked through node indices, each with a sentinel
 // node after the max_entries element nodes.
 //
@@ -37,11 +38,35 @@ import (
 // # Locks
 //
 // Each LRU list (the global one, or each CPU's with NO_COMMON_LRU) and each
-// CPU's local lists have a spin-lock word in the region. The order is the
-// kernel's: a CPU's local lock, then the global lock, then (to evict) one
-// bucket lock at a time. No LRU lock is ever taken while a bucket lock is
-// held: an update obtains its node first and takes its key's bucket lock
-// afterwards; a delete returns the node after dropping the bucket lock.
+// CPU's local lists have a lock word in the region, an internal/robust lock
+// word like the buckets'. The order is the kernel's: a CPU's local lock,
+// then the global lock, then (to evict) one bucket lock at a time. No LRU
+// lock is ever taken while a bucket lock is held: an update obtains its node
+// first and takes its key's bucket lock afterwards; a delete returns the
+// node after dropping the bucket lock. An operation holds at most one local
+// lock at a time.
+//
+// A lock taken while other locks of the map are held (the global lock under
+// a local one, a bucket lock to evict) is taken with nest, which never runs
+// the map's repair: the repair seizes every lock, including those the waiter
+// holds. If nest finds its word held by a dead process it gives up; the
+// pop backs out (every step it took is complete, so the lists stay
+// consistent), releases its locks, has the map repaired (Locker.Stuck,
+// holding no lock) and starts again. A live holder of a nested word always
+// finishes: bucket lock holders wait for nothing, and a global lock holder
+// only waits on bucket locks. A repair takes the LRU locks before the
+// bucket locks, so it never holds a bucket lock that a nested waiter (who
+// holds an LRU lock) waits for.
+//
+// # Nodes in flight
+//
+// Between its LRU lock and its bucket lock an operation holds a node that
+// is on an LRU list (or, while a common LRU steals it from another CPU, on
+// none) but not in the hash table: popped for an update and not yet linked,
+// or unlinked by a delete and not yet freed. Such a node's own word holds
+// the holder's token as a locked robust lock word (0 otherwise), so a repair
+// tells a live process's node in flight, which it leaves where it is, from
+// a dead process's, which it frees.
 //
 // The referenced bit is a separate word, set without a lock by program-side
 // lookups (LookupTouch), as a BPF program's lookup sets it in the kernel.
@@ -53,12 +78,15 @@ const (
 	tFree
 	tLocalFree
 	tLocalPending
+	// tDetached: a node a common LRU stole from another CPU's local
+	// lists, on no list until it joins its new CPU's pending list.
+	tDetached
 )
 
 const (
 	noNode = 1<<32 - 1
 
-	nodeSize = 16
+	nodeSize = 20 // prev, next, meta, ref, own
 
 	localFreeTarget = 128 // LOCAL_FREE_TARGET, the common LRU's cap
 	localNrScans    = 128
@@ -110,6 +138,7 @@ type lruState struct {
 	hdrOff  uint64 // first list header
 	nodeOff uint64
 	cpuFn   func() int
+	mine    uint32 // own word of this process's nodes in flight
 }
 
 func newLRU(m *Map, a *mapops.Attr) *lruState {
@@ -118,6 +147,8 @@ func newLRU(m *Map, a *mapops.Attr) *lruState {
 		m: m, mem: m.mem, n: g.maxEnt, ncpu: uint32(a.PossibleCPUs),
 		percpu: a.Flags&uapi.FNoCommonLRU != 0, cpuFn: a.CPU,
 		hdrOff: g.lruOff + lruHdr,
+		// A locked robust lock word holding this process's token.
+		mine: robust.Locked | m.locks.Token()<<2,
 	}
 	if l.percpu {
 		l.nrScans = percpuNrScans
@@ -173,6 +204,7 @@ func (l *lruState) prev(i uint32) *uint32  { return l.mem.Uint32(l.nd(i)) }
 func (l *lruState) next(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 4) }
 func (l *lruState) meta(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 8) }
 func (l *lruState) refw(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 12) }
+func (l *lruState) own(i uint32) *uint32   { return l.mem.Uint32(l.nd(i) + 16) }
 func (l *lruState) typ(i uint32) uint32    { return atomic.LoadUint32(l.meta(i)) & 0xff }
 func (l *lruState) cpuOf(i uint32) uint32  { return atomic.LoadUint32(l.meta(i)) >> 8 }
 func (l *lruState) isRef(i uint32) bool    { return atomic.LoadUint32(l.refw(i)) != 0 }
@@ -210,6 +242,7 @@ func (l *lruState) listAdd(i, h uint32) {
 func (l *lruState) listDel(i uint32) {
 	p, n := *l.prev(i), *l.next(i)
 	*l.next(p) = n
+	l.crashPoint()
 	*l.prev(n) = p
 }
 
@@ -220,15 +253,40 @@ func (l *lruState) listMove(i, h uint32) {
 
 func (l *lruState) empty(h uint32) bool { return *l.next(h) == h }
 
-func (l *lruState) spin(w *uint32) {
-	for spins := 0; !atomic.CompareAndSwapUint32(w, 0, 1); spins++ {
+// stall records the lock word a nested wait gave up on: one held by a dead
+// process, which only a repair frees, while the waiter holds locks of the
+// map that the repair would have to seize.
+type stall struct{ w *uint32 }
+
+// nest takes lock word w for a caller that holds other locks of the map. It
+// waits like Locker.Lock but never runs the repair: if w's holder is dead,
+// it records w in st and fails, and the caller backs out.
+func (l *lruState) nest(w *uint32, st *stall) (uint32, bool) {
+	locks := l.m.locks
+	for spins := 1; ; spins++ {
+		if ver, ok := locks.TryLock(w); ok {
+			return ver, true
+		}
 		if spins > 16 {
 			runtime.Gosched()
+		}
+		if spins%robust.Patience == 0 && locks.Dead(w) {
+			st.w = w
+			return 0, false
 		}
 	}
 }
 
-func (l *lruState) unspin(w *uint32) { atomic.StoreUint32(w, 0) }
+// unstick has the map repaired if the word a nested wait gave up on is
+// still held by a dead process. The caller holds no lock of the map.
+func (l *lruState) unstick(st *stall) {
+	if lw := atomic.LoadUint32(st.w); lw&robust.Locked != 0 {
+		l.m.locks.Stuck(st.w, lw)
+	}
+}
+
+// lockWord is the lock of LRU list header (or local header) off.
+func (l *lruState) lockWord(off uint64) *uint32 { return l.mem.Uint32(off) }
 
 // ---- the kernel's list operations over one LRU list (header off h, lists of c) ----
 
@@ -284,8 +342,10 @@ func (l *lruState) moveToFree(L lruList, i, freeHead, t uint32) {
 		*nir = *l.prev(i)
 	}
 	l.countDec(L, l.typ(i))
+	l.crashPoint()
 	l.setType(i, t)
 	l.listMove(i, freeHead)
+	atomic.StoreUint32(l.own(i), 0)
 }
 
 // moveIn is __bpf_lru_node_move_in (pending → active/inactive).
@@ -369,18 +429,20 @@ func (l *lruState) rotate(L lruList) {
 }
 
 // shrinkInactive is __bpf_lru_list_shrink_inactive.
-func (l *lruState) shrinkInactive(L lruList, tgt, freeHead, t uint32) uint32 {
+func (l *lruState) shrinkInactive(L lruList, tgt, freeHead, t uint32, st *stall) uint32 {
 	h := l.head(L.c, tInactive)
 	shrunk, n := uint32(0), uint32(0)
 	for i := *l.prev(h); i != h; {
 		p := *l.prev(i)
 		if l.isRef(i) {
 			l.move(L, i, tActive)
-		} else if l.evict(i) {
+		} else if l.evict(i, st) {
 			l.moveToFree(L, i, freeHead, t)
 			if shrunk++; shrunk == tgt {
 				break
 			}
+		} else if st.w != nil {
+			break
 		}
 		if n++; n == l.nrScans {
 			break
@@ -391,9 +453,10 @@ func (l *lruState) shrinkInactive(L lruList, tgt, freeHead, t uint32) uint32 {
 }
 
 // shrink is __bpf_lru_list_shrink: evict unreferenced inactive nodes, else
-// force-evict one node from the inactive (or active) list's tail.
-func (l *lruState) shrink(L lruList, tgt, freeHead, t uint32) uint32 {
-	if n := l.shrinkInactive(L, tgt, freeHead, t); n != 0 {
+// force-evict one node from the inactive (or active) list's tail. It stops
+// early, with st set, at a bucket lock held by a dead process.
+func (l *lruState) shrink(L lruList, tgt, freeHead, t uint32, st *stall) uint32 {
+	if n := l.shrinkInactive(L, tgt, freeHead, t, st); n != 0 || st.w != nil {
 		return n
 	}
 	h := l.head(L.c, tInactive)
@@ -402,9 +465,12 @@ func (l *lruState) shrink(L lruList, tgt, freeHead, t uint32) uint32 {
 	}
 	for i := *l.prev(h); i != h; {
 		p := *l.prev(i)
-		if l.evict(i) {
+		if l.evict(i, st) {
 			l.moveToFree(L, i, freeHead, t)
 			return 1
+		}
+		if st.w != nil {
+			return 0
 		}
 		i = p
 	}
@@ -412,23 +478,29 @@ func (l *lruState) shrink(L lruList, tgt, freeHead, t uint32) uint32 {
 }
 
 // evict is htab_lru_map_delete_node: unlink node i's element from its
-// bucket if it is there. It takes that one bucket lock.
-func (l *lruState) evict(i uint32) bool {
+// bucket if it is there. It takes that one bucket lock, nested under the
+// caller's LRU locks; if the lock's holder is dead it returns false with st
+// set.
+func (l *lruState) evict(i uint32, st *stall) bool {
 	m := l.m
 	ref := i + 1
 	e := m.elem(ref)
 	b := atomic.LoadUint32(m.hashOf(e)) & m.mask
-	ver := m.lock(b)
+	w := m.lockWord(b)
+	ver, ok := l.nest(w, st)
+	if !ok {
+		return false
+	}
 	slot := m.headOff(b)
 	for r := *m.mem.Uint32(slot); isElem(r); r = *m.mem.Uint32(slot) {
 		if r == ref {
 			m.unlink(b, ref, slot)
-			m.unlock(b, ver)
+			m.locks.Unlock(w, ver)
 			return true
 		}
 		slot = m.elem(r) + 4
 	}
-	m.unlock(b, ver)
+	m.locks.Unlock(w, ver)
 	return false
 }
 
@@ -452,11 +524,15 @@ func (l *lruState) flush(L lruList, c uint32) {
 }
 
 // popFreeToLocal is bpf_lru_list_pop_free_to_local; CPU c's local lock is
-// held.
-func (l *lruState) popFreeToLocal(c uint32) {
+// held. It backs out, with st set, at a global or bucket lock held by a
+// dead process.
+func (l *lruState) popFreeToLocal(c uint32, st *stall) {
 	L := l.global()
-	w := l.mem.Uint32(L.hdr + llLock)
-	l.spin(w)
+	w := l.lockWord(L.hdr + llLock)
+	ver, ok := l.nest(w, st)
+	if !ok {
+		return
+	}
 	l.flush(L, c)
 	l.rotate(L)
 	lf := l.localFreeHead(c)
@@ -470,9 +546,9 @@ func (l *lruState) popFreeToLocal(c uint32) {
 		nfree++
 	}
 	if nfree < l.target {
-		l.shrink(L, l.target-nfree, lf, tLocalFree)
+		l.shrink(L, l.target-nfree, lf, tLocalFree, st)
 	}
-	l.unspin(w)
+	l.m.locks.Unlock(w, ver)
 }
 
 func (l *lruState) localPopFree(c uint32) uint32 {
@@ -487,39 +563,62 @@ func (l *lruState) localPopFree(c uint32) uint32 {
 
 // localPopPending is __local_list_pop_pending: the oldest unreferenced
 // pending node whose element can be evicted, else the oldest one.
-func (l *lruState) localPopPending(c uint32) uint32 {
+func (l *lruState) localPopPending(c uint32, st *stall) uint32 {
 	h := l.pendingHead(c)
 	for _, force := range [2]bool{false, true} {
 		for i := *l.prev(h); i != h; i = *l.prev(i) {
-			if (force || !l.isRef(i)) && l.evict(i) {
+			if (force || !l.isRef(i)) && l.evict(i, st) {
 				l.listDel(i)
 				return i
+			}
+			if st.w != nil {
+				return noNode
 			}
 		}
 	}
 	return noNode
 }
 
+// addPending puts node i, now in flight for this process, on CPU c's
+// pending list.
 func (l *lruState) addPending(c, i uint32) {
 	l.setMeta(i, tLocalPending, c)
 	l.clearRef(i)
 	l.listAdd(i, l.pendingHead(c))
+	atomic.StoreUint32(l.own(i), l.mine)
 }
 
-// commonPop is bpf_common_lru_pop_free on CPU c.
+// commonPop is bpf_common_lru_pop_free on CPU c. An attempt that meets a
+// lock held by a dead process while holding LRU locks backs out; the map
+// is repaired and the pop starts again.
 func (l *lruState) commonPop(c uint32) uint32 {
-	lw := l.mem.Uint32(l.loc(c) + locLock)
-	l.spin(lw)
+	for {
+		var st stall
+		i := l.commonPopOnce(c, &st)
+		if st.w != nil {
+			l.unstick(&st)
+			if i == noNode {
+				continue
+			}
+		}
+		return i
+	}
+}
+
+func (l *lruState) commonPopOnce(c uint32, st *stall) uint32 {
+	locks := l.m.locks
+	lw := l.lockWord(l.loc(c) + locLock)
+	ver := locks.Lock(lw)
 	i := l.localPopFree(c)
 	if i == noNode {
-		l.popFreeToLocal(c)
+		l.popFreeToLocal(c, st)
 		i = l.localPopFree(c)
 	}
 	if i != noNode {
 		l.addPending(c, i)
 	}
-	l.unspin(lw)
-	if i != noNode {
+	locks.Unlock(lw, ver)
+	if i != noNode || st.w != nil {
 		return i
 	}
 	// Steal from the CPUs' local lists, round robin from next_steal.
@@ -527,79 +626,104 @@ func (l *lruState) commonPop(c uint32) uint32 {
 	first := atomic.LoadUint32(sw)
 	steal := first
 	for {
-		w := l.mem.Uint32(l.loc(steal) + locLock)
-		l.spin(w)
+		w := l.lockWord(l.loc(steal) + locLock)
+		sv := locks.Lock(w)
 		i = l.localPopFree(steal)
 		if i == noNode {
-			i = l.localPopPending(steal)
+			i = l.localPopPending(steal, st)
 		}
-		l.unspin(w)
+		if i != noNode {
+			l.setType(i, tDetached)
+			atomic.StoreUint32(l.own(i), l.mine)
+		}
+		locks.Unlock(w, sv)
 		steal = (steal + 1) % l.ncpu
-		if i != noNode || steal == first {
+		if i != noNode || steal == first || st.w != nil {
 			break
 		}
 	}
 	atomic.StoreUint32(sw, steal)
 	if i != noNode {
-		l.spin(lw)
+		l.crashPoint()
+		ver = locks.Lock(lw)
 		l.addPending(c, i)
-		l.unspin(lw)
+		locks.Unlock(lw, ver)
 	}
 	return i
 }
 
 // commonPushFree is bpf_common_lru_push_free.
 func (l *lruState) commonPushFree(i uint32) {
+	locks := l.m.locks
 	if l.typ(i) == tLocalPending {
 		c := l.cpuOf(i)
-		w := l.mem.Uint32(l.loc(c) + locLock)
-		l.spin(w)
+		w := l.lockWord(l.loc(c) + locLock)
+		ver := locks.Lock(w)
 		if l.typ(i) == tLocalPending {
 			l.setType(i, tLocalFree)
 			l.clearRef(i)
 			l.listMove(i, l.localFreeHead(c))
-			l.unspin(w)
+			atomic.StoreUint32(l.own(i), 0)
+			locks.Unlock(w, ver)
 			return
 		}
-		l.unspin(w)
+		locks.Unlock(w, ver)
 	}
 	L := l.global()
-	w := l.mem.Uint32(L.hdr + llLock)
-	l.spin(w)
+	w := l.lockWord(L.hdr + llLock)
+	ver := locks.Lock(w)
 	l.move(L, i, tFree)
-	l.unspin(w)
+	atomic.StoreUint32(l.own(i), 0)
+	locks.Unlock(w, ver)
 }
 
 // ---- per-CPU LRU (BPF_F_NO_COMMON_LRU) ----
 
 func (l *lruState) pcpu(c uint32) lruList { return lruList{hdr: l.ll(c), c: c} }
 
-// percpuPop is bpf_percpu_lru_pop_free on CPU c.
+// percpuPop is bpf_percpu_lru_pop_free on CPU c; like commonPop, an
+// attempt that meets a bucket lock held by a dead process backs out.
 func (l *lruState) percpuPop(c uint32) uint32 {
+	for {
+		var st stall
+		i := l.percpuPopOnce(c, &st)
+		if st.w != nil {
+			l.unstick(&st)
+			if i == noNode {
+				continue
+			}
+		}
+		return i
+	}
+}
+
+func (l *lruState) percpuPopOnce(c uint32, st *stall) uint32 {
 	L := l.pcpu(c)
-	w := l.mem.Uint32(L.hdr + llLock)
-	l.spin(w)
+	w := l.lockWord(L.hdr + llLock)
+	ver := l.m.locks.Lock(w)
 	l.rotate(L)
 	fh := l.head(c, tFree)
 	i := l.freeFirst(L)
 	if i == noNode {
-		l.shrink(L, percpuFreeTgt, fh, tFree)
+		l.shrink(L, percpuFreeTgt, fh, tFree, st)
 		i = l.freeFirst(L)
 	}
 	if i != noNode {
 		l.clearRef(i)
 		l.move(L, i, tInactive)
+		atomic.StoreUint32(l.own(i), l.mine)
 	}
-	l.unspin(w)
+	l.m.locks.Unlock(w, ver)
 	return i
 }
 
 func (l *lruState) percpuPushFree(i uint32) {
 	L := l.pcpu(l.cpuOf(i))
-	w := l.mem.Uint32(L.hdr + llLock)
-	l.spin(w)
+	w := l.lockWord(L.hdr + llLock)
+	ver := l.m.locks.Lock(w)
 	l.move(L, i, tFree)
-	l.unspin(w)
+	atomic.StoreUint32(l.own(i), 0)
+	l.m.locks.Unlock(w, ver)
 }
 
 // ---- the map's side ----
@@ -657,6 +781,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		if node = l.pop(); node == noNode {
 			return uapi.ENOMEM
 		}
+		m.crashPoint()
 		if !m.inPlace {
 			m.fill(node+1, hv, key, value)
 		}
@@ -676,22 +801,28 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		n := node + 1
 		m.fill(n, hv, key, value)
 		m.linkHead(b, n, m.elem(n), m.mem.Uint32(m.headOff(b)))
+		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
+		atomic.StoreUint32(l.own(node), 0) // no longer in flight
 		node = noNode
 	default:
 		n := node + 1
 		e := m.elem(n)
 		m.linkHead(b, n, e, m.mem.Uint32(m.headOff(b)))
+		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
+		atomic.StoreUint32(l.own(node), 0) // no longer in flight
 		node = noNode
 		if old != 0 {
 			l.setRef(n - 1)
 			if slot == m.headOff(b) {
 				slot = e + 4
 			}
+			m.crashPoint()
 			m.unlink(b, old, slot)
 		}
 	}
+	m.crashPoint()
 	m.unlock(b, ver)
 	switch {
 	case node != noNode:
@@ -713,6 +844,7 @@ func (m *Map) storeInPlace(e uint64, value []byte) {
 	}
 	sp := m.seqOf(e)
 	atomic.AddUint32(sp, 1)
+	m.crashPoint()
 	copy(m.valueOf(e), value[:m.copySize])
 	m.makeLive(e)
 }
@@ -754,13 +886,4 @@ func (m *Map) LookupTouch(key, value []byte) error {
 		return uapi.ENOENT
 	}
 	return nil
-}
-
-// repairLRU is Repair for the LRU hash maps: it seizes every lock (the
-// LRU lists' locks first, in the order operations take them, then the
-// buckets), repairs the chains, and rebuilds the LRU lists from them.
-func (m *Map) repairLRU() {
-	vers := m.seizeBuckets()
-	m.rebuild(func(uint32) {})
-	m.unlockBuckets(vers)
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/robust"
 )
 
 // Repair makes a shared hash map consistent after a process died in the
@@ -21,7 +22,10 @@ import (
 //     not match the chains, and odd (busy) element sequences.
 //
 // Repair rebuilds all of these from the chains: the reachable elements are
-// the map's contents, exactly.
+// the map's contents, exactly. No live process holds an element outside the
+// chains while its bucket lock is free (allocation and release happen under
+// the bucket lock), so every unreachable element is free. LRU maps are
+// repaired by repairLRU, which also rebuilds the LRU.
 func (m *Map) Repair() {
 	if m.lru != nil {
 		m.repairLRU()
@@ -70,7 +74,8 @@ func (m *Map) rebuild(keep func(ref uint32)) []bool {
 				}
 				break
 			}
-			if uint64(ref) > total || reach[ref] || ref > nb && uint64(ref-nb) > fresh && keep == nil {
+			if uint64(ref) > total || reach[ref] || ref > nb && uint64(ref-nb) > fresh && keep == nil ||
+				keep != nil && ref > m.max {
 				m.endChain(b, slot) // a link no writer could have made
 				break
 			}
@@ -96,6 +101,12 @@ func (m *Map) rebuild(keep func(ref uint32)) []bool {
 			slot = e + 4
 		}
 	}
+	atomic.StoreUint32(m.count, count)
+	if keep != nil {
+		// LRU maps' home elements are plain nodes: no home flags, no free
+		// stack; the LRU decides which unreachable nodes are free.
+		return reach
+	}
 	for b := range nb {
 		w := m.lockWord(b)
 		lw := atomic.LoadUint32(w)
@@ -107,10 +118,6 @@ func (m *Map) rebuild(keep func(ref uint32)) []bool {
 			}
 			region.StoreRelease32(w, lw&^homeUsed)
 		}
-	}
-	atomic.StoreUint32(m.count, count)
-	if keep != nil {
-		return reach
 	}
 	// The free stack: every overflow element handed out and not reachable.
 	var top uint32
@@ -159,4 +166,229 @@ func (m *Map) dupIn(chain []uint32, e uint64) bool {
 		}
 	}
 	return false
+}
+
+// repairLRU is Repair for the LRU hash maps. It seizes the LRU locks in the
+// order operations take them (lruState.lockWords), then every bucket lock,
+// repairs the chains (rebuild) and rebuilds the LRU lists from them
+// (relist), then unlocks.
+//
+// With all these locks held, what a dead process can have left besides the
+// chains' damage is: an LRU list torn in the middle of a link or unlink
+// (the lists' counts, next_inactive_rotation and fresh counters off with
+// it), a node in flight (popped and not linked, unlinked and not freed,
+// stolen and on no list) whose own word names the dead process, and a node
+// evicted from its chain and not yet moved to a free list.
+//
+// One state is beyond repair: LRU_PERCPU_HASH rewrites an existing key's
+// value in place (as the kernel does), so a process killed in the middle of
+// copying a value of more than 8 bytes leaves a value part old, part new;
+// the repair makes it readable again as it is.
+func (m *Map) repairLRU() {
+	l := m.lru
+	words := l.lockWords()
+	vers := make([]uint32, len(words))
+	for k, w := range words {
+		vers[k] = m.locks.Seize(w)
+	}
+	bvers := m.seizeBuckets()
+	reach := m.rebuild(func(uint32) {})
+	l.relist(reach)
+	m.unlockBuckets(bvers)
+	for k := len(words) - 1; k >= 0; k-- {
+		m.locks.Unlock(words[k], vers[k])
+	}
+}
+
+// lockWords lists the LRU's lock words in the order operations take them:
+// the CPUs' local locks (an operation holds at most one at a time), then
+// the global lock; with BPF_F_NO_COMMON_LRU each CPU's list lock (one at a
+// time).
+func (l *lruState) lockWords() []*uint32 {
+	var ws []*uint32
+	for c := range l.ncpu {
+		if l.percpu {
+			ws = append(ws, l.lockWord(l.ll(c)+llLock))
+		} else {
+			ws = append(ws, l.lockWord(l.loc(c)+locLock))
+		}
+	}
+	if !l.percpu {
+		ws = append(ws, l.lockWord(l.ll(0)+llLock))
+	}
+	return ws
+}
+
+// relist rebuilds every LRU list, count and cursor from the repaired
+// chains (reach, by element reference) with all locks held. Each node goes
+// to exactly one place:
+//
+//   - a node in the hash table: its active or inactive list, or (common
+//     LRU) the pending list of its CPU if it is pending; it is no longer in
+//     flight;
+//   - a node in flight for a live process (its own word): left where its
+//     owner expects it, the list of its type (a stolen node: on none);
+//   - any other node is free: its CPU's local free list if it is on one
+//     (common LRU), else its free list, with a free element sequence;
+//   - a node past its list's fresh counter stays unused, unless it is in
+//     the table or in flight (the counter then moves past it).
+//
+// Lists keep their order where their links still hold it: each list is
+// walked from its sentinel and the nodes that belong to it keep their
+// order; a node that belongs to a list but is not found on it (a dead
+// process was moving it) goes to the list's front, as most recently used.
+// After a crash the LRU order is therefore approximate (the kernel's own
+// order is only approximate LRU); on a consistent map relist changes
+// nothing.
+func (l *lruState) relist(reach []bool) {
+	n := l.n
+	tgt := make([]uint32, n) // the sentinel of node i's list, or noNode: leave it
+	deadTok := map[uint32]bool{}
+	live := func(i uint32) bool {
+		o := atomic.LoadUint32(l.own(i))
+		if o&robust.Locked == 0 {
+			return false
+		}
+		d, ok := deadTok[o]
+		if !ok {
+			d = l.m.locks.Dead(l.own(i))
+			deadTok[o] = d
+		}
+		return !d
+	}
+	lists, per := uint32(1), n
+	if l.percpu {
+		lists, per = l.ncpu, n/l.ncpu
+	}
+	for c := range lists {
+		hdr := l.ll(c)
+		lo, hi := c*per, (c+1)*per
+		fw := l.mem.Uint32(hdr + llFresh)
+		f := min(max(*fw, lo), hi)
+		for i := f; i < hi; i++ {
+			if reach[i+1] || live(i) {
+				f = i + 1
+			}
+		}
+		*fw = f
+		*l.mem.Uint32(hdr + llFreshTo) = hi
+		for i := lo; i < hi; i++ {
+			if i >= f {
+				tgt[i] = noNode
+				continue
+			}
+			lc := uint32(0)
+			if l.percpu {
+				lc = c
+			}
+			tgt[i] = l.place(i, lc, reach[i+1], live(i))
+		}
+	}
+
+	// Walk the old lists for their order.
+	ns := 3 + 2*l.ncpu
+	if l.percpu {
+		ns = 3 * l.ncpu
+	}
+	order := make([][]uint32, ns)
+	placed := make([]bool, n)
+	walked := make([]bool, n)
+	for k := range ns {
+		s := n + k
+		steps := uint32(0)
+		for j := *l.next(s); j < n && !walked[j] && steps < n; j = *l.next(j) {
+			walked[j] = true
+			steps++
+			if tgt[j] == anyLocalFree && !l.percpu && k >= 3 && (k-3)%2 == 1 {
+				tgt[j] = s // a local free list
+			}
+			if tgt[j] == s {
+				order[k] = append(order[k], j)
+				placed[j] = true
+			}
+		}
+	}
+	front := make([][]uint32, ns)
+	for i := range n {
+		if tgt[i] == anyLocalFree {
+			l.setType(i, tFree)
+			tgt[i] = l.head(0, tFree)
+		}
+		if s := tgt[i]; s != noNode && !placed[i] {
+			front[s-n] = append(front[s-n], i)
+		}
+	}
+	for k := range ns {
+		s := n + k
+		p := s
+		for _, part := range [2][]uint32{front[k], order[k]} {
+			for _, j := range part {
+				*l.next(p), *l.prev(j) = j, p
+				p = j
+			}
+		}
+		*l.next(p), *l.prev(s) = s, p
+	}
+
+	// Counts and cursors.
+	for c := range lists {
+		hdr := l.ll(c)
+		lc := uint32(0)
+		if l.percpu {
+			lc = c
+		}
+		act, ina := l.head(lc, tActive), l.head(lc, tInactive)
+		*l.mem.Uint32(hdr + llActive) = uint32(len(front[act-n]) + len(order[act-n]))
+		*l.mem.Uint32(hdr + llInact) = uint32(len(front[ina-n]) + len(order[ina-n]))
+		if nir := l.mem.Uint32(hdr + llNIR); *nir != ina && (*nir >= n || tgt[*nir] != ina) {
+			*nir = ina
+		}
+	}
+	if !l.percpu {
+		for c := range l.ncpu {
+			if sw := l.mem.Uint32(l.loc(c) + locSteal); *sw >= l.ncpu {
+				*sw = c
+			}
+		}
+	}
+}
+
+// anyLocalFree is place's answer for a free node on some local free list.
+const anyLocalFree = noNode - 1
+
+// place decides node i's list for relist (lc: its LRU list, 0 for the
+// common LRU), fixing its type, own word and element sequence to match.
+func (l *lruState) place(i, lc uint32, reached, live bool) uint32 {
+	t, cpu := l.typ(i), l.cpuOf(i)
+	if reached || live {
+		if reached {
+			atomic.StoreUint32(l.own(i), 0)
+		}
+		switch {
+		case !l.percpu && t == tLocalPending && cpu < l.ncpu:
+			return l.pendingHead(cpu)
+		case !l.percpu && t == tDetached && !reached:
+			return noNode // its owner puts it on a pending list
+		case t == tActive || t == tInactive:
+			if l.percpu {
+				l.setMeta(i, t, lc)
+			}
+			return l.head(lc, t)
+		case reached:
+			l.setMeta(i, tInactive, min(cpu, l.ncpu-1))
+			return l.head(lc, tInactive)
+		}
+		// A live process's node in a free state: not in flight after all.
+	}
+	atomic.StoreUint32(l.own(i), 0)
+	l.m.makeFree(l.m.elem(i + 1))
+	if !l.percpu && t == tLocalFree {
+		// A local free node's CPU is stale (the kernel's too): the walk
+		// finds its list.
+		return anyLocalFree
+	}
+	if t != tFree || l.percpu && cpu != lc {
+		l.setMeta(i, tFree, lc)
+	}
+	return l.head(lc, tFree)
 }
