@@ -298,14 +298,15 @@ type crashConfig struct {
 	keysPer    uint32
 	kills      int
 	queue      bool // slots alternate producer and consumer
+	ring       bool // slots are ring buffer producers
 }
 
 // killsPerType is how many children each crash test kills.
 func killsPerType() int {
 	if testing.Short() {
-		return 40
+		return 30
 	}
-	return 200
+	return 150
 }
 
 // crashRun runs cfg.slots children at a time on a pinned map, kills each
@@ -343,6 +344,9 @@ func crashRun(t *testing.T, cfg crashConfig, m *bpfmap.Map, root, pin string, su
 			role := "crashwriter"
 			if cfg.queue {
 				role = []string{"crashproducer", "crashconsumer"}[s%2]
+			}
+			if cfg.ring {
+				role = "ringproducer"
 			}
 			for !failed.Load() && kills.Load() < int64(cfg.kills) {
 				a := childArgs{Root: root, Pin: pin, Kind: cfg.kind.name, Worker: s, Serial: int(serial.Add(1)),
@@ -505,18 +509,9 @@ func mixOf(b []byte, n uint32, cand []uint64) bool {
 	return true
 }
 
-// notRobustYet names the map kinds whose crash safety has not landed, and
-// what is missing: their crash tests skip with that message.
-var notRobustYet = map[string]string{
-	"lru": "LRU_HASH is not robust yet: the LRU list locks in internal/hash/lru.go (lruState.spin) record no owner and have no Repair, so a writer killed holding one hangs every other process (the test's children hang in commonPop/commonPushFree)",
-}
-
 // testCrashKeyed is the crash test of a keyed map type.
 func testCrashKeyed(t *testing.T, cfg crashConfig) {
 	k := cfg.kind
-	if msg, ok := notRobustYet[k.name]; ok {
-		t.Skip(msg)
-	}
 	m, root, pin := newPinned(t, k.spec(cfg.maxEntries))
 	keys := uint32(cfg.slots) * cfg.keysPer
 	var tornReads atomic.Int64
