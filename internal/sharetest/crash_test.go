@@ -549,9 +549,29 @@ func testCrashKeyed(t *testing.T, cfg crashConfig) {
 		if len(got)+len(res.Torn) != int(cfg.maxEntries) {
 			t.Errorf("array iteration yielded %d indexes, want %d", len(got), cfg.maxEntries)
 		}
-		return
+	} else {
+		checkCapacity(t, k, m)
 	}
-	checkCapacity(t, k, m)
+	checkFreed(t, m, root)
+}
+
+// checkFreed unpins and closes m, the last handle of the map anywhere (its
+// other holders were killed), and checks that the map is gone: no id, no
+// file in the namespace.
+func checkFreed(t *testing.T, m *bpfmap.Map, root string) {
+	t.Helper()
+	if err := m.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := bpfmap.MapGetNextIDWithOptions(0, bpfmap.MapOptions{Namespace: root}); !errors.Is(err, errENOENT) {
+		t.Errorf("MapGetNextID after the last holder closed the map: %d, %v; want ENOENT", id, err)
+	}
+	if got := objects(t, root); len(got) != 0 {
+		t.Errorf("map files left behind by killed processes: %v", got)
+	}
 }
 
 // checkCapacity deletes every key and fills the map to max_entries: a
@@ -884,4 +904,5 @@ func testCrashKeyless(t *testing.T, typ ebpf.MapType) {
 			t.Fatalf("pop %d: %#x, %v; want %#x", i, s, err, want)
 		}
 	}
+	checkFreed(t, m, root)
 }

@@ -6,4 +6,5 @@ var (
 	errE2BIG  = unix.E2BIG
 	errEPERM  = unix.EPERM
 	errENOSPC = unix.ENOSPC
+	errENOENT = unix.ENOENT
 )
