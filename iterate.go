@@ -80,16 +80,20 @@ func (mi *MapIterator) Err() error { return mi.err }
 // round_up(value size, 8) bytes each). The slices are reused between
 // iterations; copy them to keep them.
 //
-// Unlike Iterate, All reads the map in pages with the lookup batch command,
-// and for hash maps each page holds whole buckets read atomically, so under
-// concurrent updates and deletes:
+// Unlike Iterate, All reads the map in pages with the lookup batch command.
+// For hash maps (HASH, PERCPU_HASH, the LRU hashes, HASH_OF_MAPS) each page
+// holds whole buckets read atomically, so under concurrent updates and
+// deletes:
 //   - every key present and unchanged for the whole iteration is yielded
 //     exactly once;
 //   - no key is yielded twice, and the iteration always ends;
 //   - a key inserted or deleted during the iteration may or may not be
 //     yielded, and a yielded value is one that some update stored in full.
 //
-// Arrays yield every index in order. All yields nothing from a closed map or
+// Arrays yield every index in order. An LPM trie's pages follow the
+// kernel's GET_NEXT_KEY, which restarts from the first key when the
+// cursor's key has been deleted, so under concurrent deletes an LPM walk
+// can yield a key again, as a kernel walk does. All yields nothing from a closed map or
 // a write-only handle; Iterate reports such errors.
 func (m *Map) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
