@@ -331,7 +331,7 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	// while, and an opener refuses it.
 	region.StoreRelease64(r.Uint64(0), binary.LittleEndian.Uint64([]byte(region.Magic)))
 	m.frozen, m.mmaps = &h.Frozen, &h.Mmaps
-	if err := m.open(fam, ma, lay); err != nil {
+	if err := m.open(fam, ma, lay, false); err != nil {
 		if obj != nil {
 			_, _ = obj.Close(r)
 		} else {

@@ -45,7 +45,11 @@ func mapObject(obj *namespace.Object, lay mapops.Layout) (*region.Region, error)
 // open runs the family's Open over m's region with the map's lock owner and
 // registers the map's repair; for a shared map it then attaches this
 // process to it.
-func (m *Map) open(fam mapops.Family, a *mapops.Attr, lay mapops.Layout) error {
+//
+// With loaded (a map another process wrote), the family first validates the
+// words its operations follow (mapops.Validator) if no other live process
+// has the map open.
+func (m *Map) open(fam mapops.Family, a *mapops.Attr, lay mapops.Layout, loaded bool) error {
 	var host robust.Host
 	if m.obj != nil {
 		host = m.obj.NS()
@@ -55,6 +59,20 @@ func (m *Map) open(fam mapops.Family, a *mapops.Attr, lay mapops.Layout) error {
 	ops, err := fam.Open(m.r, a, lay)
 	if err != nil {
 		return err
+	}
+	// Validation and attaching happen under the map's repair lock, so that
+	// two processes opening a map at once do not both find themselves
+	// alone, and no repair runs while the map is validated.
+	var unlock func()
+	if m.obj != nil {
+		unlock = m.obj.LockRecovery()
+		defer unlock()
+	}
+	if v, ok := ops.(mapops.Validator); ok && loaded && m.alone() {
+		if err := v.Validate(); err != nil {
+			_ = ops.Close()
+			return corrupt("damaged body: %v", err)
+		}
 	}
 	m.ops = ops
 	m.refs.Store(1)
@@ -76,7 +94,8 @@ func (m *Map) open(fam mapops.Family, a *mapops.Attr, lay mapops.Layout) error {
 
 // attach records this process in the map's header, and repairs the map if
 // a process recorded there has died (it may have died in the middle of an
-// operation without holding a lock anyone waits for).
+// operation without holding a lock anyone waits for). The caller holds the
+// map's repair lock.
 func (m *Map) attach() {
 	ns := m.obj.NS()
 	slot := ns.Slot()
@@ -87,9 +106,29 @@ func (m *Map) attach() {
 	m.repairDead(old&(1<<(slot%64)) != 0)
 }
 
+// alone reports whether no live process other than this one has the map
+// open: then nothing can be changing it while the family validates it (a
+// live process's writes in progress would look like damage to a walk
+// without locks).
+func (m *Map) alone() bool {
+	ns := m.obj.NS()
+	words := &m.r.Header().Attached
+	for w := range words {
+		bits := atomic.LoadUint64(&words[w])
+		for bits != 0 {
+			b := bits & -bits
+			bits &^= b
+			if slot := w*64 + trailing(b); slot != ns.Slot() && ns.SlotAlive(slot) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // repairDead repairs the map once for all the processes recorded in its
 // header that have died (and for this process's slot's previous holder
-// with stale), and forgets them.
+// with stale), and forgets them. The caller holds the map's repair lock.
 func (m *Map) repairDead(stale bool) {
 	ns := m.obj.NS()
 	words := &m.r.Header().Attached
@@ -110,8 +149,6 @@ func (m *Map) repairDead(stale bool) {
 	if !any {
 		return
 	}
-	unlock := m.obj.LockRecovery()
-	defer unlock()
 	if rep, ok := m.ops.(mapops.Repairer); ok {
 		rep.Repair()
 	}
@@ -152,7 +189,7 @@ func (m *Map) close() error {
 	}
 	cache.forget(m)
 	slot := m.obj.NS().Slot()
-	atomic.AndUint64(&m.r.Header().Attached[slot/64], ^uint64(1)<<(slot%64))
+	atomic.AndUint64(&m.r.Header().Attached[slot/64], ^(uint64(1) << (slot % 64)))
 	_, err := m.obj.Close(m.r)
 	return err
 }
@@ -375,7 +412,7 @@ func loadObject(obj *namespace.Object) (*Map, error) {
 		m.inner = &h.Inner
 		m.mim = &mimState{local: map[string]*Handle{}}
 	}
-	if err := m.open(fam, ma, lay); err != nil {
+	if err := m.open(fam, ma, lay, true); err != nil {
 		_ = r.Release()
 		return nil, err
 	}

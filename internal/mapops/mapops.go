@@ -38,6 +38,17 @@ type Attr struct {
 	Locks *robust.Locker
 }
 
+// Validator is implemented by maps whose body holds words that operations
+// follow as references or indices. Validate is called once when a process
+// opens a map another process wrote (a pin or an id), before any operation:
+// a map that passes cannot send an operation outside its region. It returns
+// a description of the first damage found; a family may also rebuild state
+// derived from what it validated (as a Repair would). The caller guarantees
+// that no other live process has the map open.
+type Validator interface {
+	Validate() error
+}
+
 // Repairer is implemented by maps that can be made consistent again after
 // a process died in the middle of an operation on them (shared maps). Repair
 // seizes every lock word of the map (Locker.Seize: free words, and words

@@ -59,6 +59,7 @@
 package queue
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 
@@ -270,3 +271,24 @@ func (m *Map) GetNextKey(_, _ []byte) error { return uapi.EINVAL }
 
 // Close releases nothing beyond the region, which the command layer owns.
 func (m *Map) Close() error { return nil }
+
+// Validate checks, for a map opened from a file another process wrote, the
+// words a queue uses as slot indices: head, tail and a pending dropping
+// push's pair must name slots of the ring (mapops.Validator).
+func (m *Map) Validate() error {
+	robust.Release(m.lockw) // no live process has the map open
+	if m.size == 0 {
+		return nil // max_entries 2^32-1: the kernel's always full, always empty map
+	}
+	h, t := atomic.LoadUint32(m.head), atomic.LoadUint32(m.tail)
+	if p := atomic.LoadUint64(m.pend); p != 0 {
+		p = ^p
+		if uint32(p) >= m.size || uint32(p>>32) >= m.size {
+			return fmt.Errorf("queue: pending push names slots %d/%d of %d", uint32(p), uint32(p>>32), m.size)
+		}
+	}
+	if h >= m.size || t >= m.size {
+		return fmt.Errorf("queue: head %d, tail %d, %d slots", h, t, m.size)
+	}
+	return nil
+}

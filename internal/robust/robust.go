@@ -181,3 +181,14 @@ func (l *Locker) Seize(w *uint32) uint32 {
 		}
 	}
 }
+
+// Release frees w whoever holds it, keeping its flag. It is only for a map
+// that no live process has open (opening one another process wrote): any
+// held word there is left over from a death or from damage, and its holder
+// may even look alive (a token reused, or a damaged word naming a live
+// process).
+func Release(w *uint32) {
+	if lw := atomic.LoadUint32(w); lw&Locked != 0 {
+		region.StoreRelease32(w, lw&Flag|rand.Uint32()<<shift)
+	}
+}
