@@ -60,6 +60,10 @@ type unexportedPadded struct {
 	b uint8
 }
 
+// The unexported fields exist for their layout (marshalling must refuse
+// them); this keeps linters from calling them unused.
+var _ = unexportedStruct{a: 0}.a + uint32(unexportedPadded{b: 0}.b)
+
 type ifaceStruct struct{ A any }
 type ptrStruct struct{ A *uint32 }
 type sliceStruct struct{ A []byte }
