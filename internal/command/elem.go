@@ -78,18 +78,29 @@ func (h *Handle) Update(key, value []byte, flags uint64) error {
 	return h.update(key, value, flags)
 }
 
-func (h *Handle) update(key, value []byte, flags uint64) error {
+// beginUpdate is the generic start of BPF_MAP_UPDATE_ELEM, in the kernel's
+// order: a live handle, write permission (EPERM), no BPF_F_LOCK (no map
+// here has a spin lock: EINVAL), and the key copied in.
+func (h *Handle) beginUpdate(key []byte, flags uint64) (*Map, []byte, error) {
 	m, err := h.live()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !h.canWrite() {
-		return uapi.EPERM
+		return nil, nil, uapi.EPERM
 	}
 	if flags&uapi.FLock != 0 {
-		return uapi.EINVAL
+		return nil, nil, uapi.EINVAL
 	}
 	if key, err = m.copyKey(key); err != nil {
+		return nil, nil, err
+	}
+	return m, key, nil
+}
+
+func (h *Handle) update(key, value []byte, flags uint64) error {
+	m, key, err := h.beginUpdate(key, flags)
+	if err != nil {
 		return err
 	}
 	if uint32(len(value)) < m.sysVal {

@@ -126,17 +126,8 @@ func (h *Handle) InnerTemplate() (t region.InnerMeta, ok bool) {
 // as a handle: inner stands for the fd in the value. A nil inner is the
 // kernel's fd 0 (EINVAL); a closed one EBADF.
 func (h *Handle) UpdateMap(key []byte, inner *Handle, flags uint64) error {
-	m, err := h.live()
+	m, key, err := h.beginUpdate(key, flags)
 	if err != nil {
-		return err
-	}
-	if !h.canWrite() {
-		return uapi.EPERM
-	}
-	if flags&uapi.FLock != 0 {
-		return uapi.EINVAL
-	}
-	if key, err = m.copyKey(key); err != nil {
 		return err
 	}
 	if m.inner == nil {

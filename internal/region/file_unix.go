@@ -35,7 +35,21 @@ func MapRingFile(fd int, head, data uint64) (*Region, error) {
 	if data == 0 || total < data || total > maxRegion || total != uint64(int(total)) {
 		return nil, fmt.Errorf("%w: ring of %d data bytes", ErrTooLarge, data)
 	}
-	mem, err := unix.Mmap(-1, 0, int(total), unix.PROT_NONE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	mem, err := mapDoubled(fd, head, data)
+	if err != nil {
+		return nil, err
+	}
+	return newShared(mem), nil
+}
+
+// mapDoubled maps the file fd of head+data bytes at the start of a
+// reserved range of head+2*data bytes, and the file's last data bytes a
+// second time right after it. One munmap of the whole range (unmap)
+// removes every piece.
+func mapDoubled(fd int, head, data uint64) ([]byte, error) {
+	// Reserve the whole range first so nothing else can land between the
+	// two file mappings; unix.Mmap records it so unmap can remove it.
+	mem, err := unix.Mmap(-1, 0, int(head+2*data), unix.PROT_NONE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +66,7 @@ func MapRingFile(fd int, head, data uint64) (*Region, error) {
 		_ = unix.Munmap(mem)
 		return nil, err
 	}
-	return newShared(mem), nil
+	return mem, nil
 }
 
 func newShared(mem []byte) *Region {

@@ -1,10 +1,6 @@
 package region
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // allocateRing maps a memfd of head+data bytes at the start of a reserved
 // range of head+2*data bytes, and the file's last data bytes a second time
@@ -30,26 +26,7 @@ func doubleMap(head, data uint64) ([]byte, error) {
 	if err := unix.Ftruncate(fd, int64(head+data)); err != nil {
 		return nil, err
 	}
-	// Reserve the whole range first so nothing else can land between the
-	// two file mappings; unix.Mmap records it so unmap can remove it.
-	mem, err := unix.Mmap(-1, 0, int(head+2*data), unix.PROT_NONE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, err
-	}
-	// Sound: base is the start of the reservation just made, which stays
-	// mapped (by the pieces below) until unmap(mem); MAP_FIXED replaces
-	// pages inside it only. unsafe.Add stays inside the reservation.
-	base := unsafe.Pointer(&mem[0])
-	const prot, flags = unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_FIXED
-	if _, err := unix.MmapPtr(fd, 0, base, uintptr(head+data), prot, flags); err != nil {
-		_ = unix.Munmap(mem)
-		return nil, err
-	}
-	if _, err := unix.MmapPtr(fd, int64(head), unsafe.Add(base, head+data), uintptr(data), prot, flags); err != nil {
-		_ = unix.Munmap(mem)
-		return nil, err
-	}
-	return mem, nil
+	return mapDoubled(fd, head, data)
 }
 
 // discardShared frees a ring's pages: MADV_REMOVE punches them out of the
