@@ -23,21 +23,22 @@
 // # Crash safety
 //
 // Values of 4 or 8 bytes change with one store: a killed writer's update is
-// either complete or absent. A writer of a larger value killed in the middle
-// of its copy leaves the element's sequence word held; Repair releases it
-// and leaves the element as the copy left it: every byte holds either the
-// old value's byte or the new value's (which bytes is unspecified: the copy
-// may move them in any order). Readers never return that value while the
-// word is held, and return it, as the element's value, once Repair has run.
-// The update is not made atomic across a crash (that would need a second
-// copy of each value, or an undo log that doubles the cost of every
-// update); the kernel's own array updates, copied in place without a lock
-// for plain arrays, are not atomic either. Nothing else in an array can be
-// left half done: there are no counts or links.
+// either complete or absent. A writer of a larger value first copies the old
+// value into an undo record (a small pool of them, each with a robust lock
+// word, after the sequence words), names the element in it, copies the new
+// value, clears the name, and only then releases the element: so a record
+// held by a dead process and naming an element marks a copy that began and
+// did not finish, and Repair copies the old value back. Every update is
+// therefore complete or absent after a crash, and readers, which never
+// return a value while its word is held, never see a mix. Nothing else in
+// an array can be left half done: there are no counts or links. (Writes
+// through a BPF_F_MMAPABLE mapping are plain memory writes and have no such
+// protection, as in the kernel.)
 //
 // # Layout
 //
-//	header (region.HeaderSize) | pad to page | values | sequence words
+//	header (region.HeaderSize) | pad to page | values | sequence words |
+//	undo records (multi-word values: u32 lock, u32 element+1, old value)
 package array
 
 import (
@@ -93,7 +94,14 @@ type geometry struct {
 	valOff  uint64 // region offset of the value area (page-aligned)
 	valSize uint64 // bytes of the value area, page-aligned
 	seqOff  uint64 // region offset of the sequence words
+	undoOff uint64 // region offset of the undo records (multi-word values)
+	undoRec uint64 // bytes per undo record: lock, index, pad, old value
+	undoN   uint32 // undo records; 0 for one-word values
 }
+
+// undoBudget bounds the undo area: at most 64 records, fewer for large
+// values, never fewer than 4.
+const undoBudget = 256 << 10
 
 func geometryOf(a *mapops.Attr) geometry {
 	g := geometry{stride: mapops.RoundUp8(a.ValueSize)}
@@ -103,6 +111,15 @@ func geometryOf(a *mapops.Attr) geometry {
 	g.valOff = uapi.PageSize
 	g.valSize = (uint64(a.MaxEntries)*g.stride + uapi.PageSize - 1) &^ (uapi.PageSize - 1)
 	g.seqOff = g.valOff + g.valSize
+	g.undoOff = (g.seqOff + 4*uint64(a.MaxEntries) + 7) &^ 7
+	size := uint64(a.ValueSize) // bytes a write copies (see Map.size)
+	if percpu(a) {
+		size = g.stride
+	}
+	if size != 4 && size != 8 {
+		g.undoRec = 8 + g.stride
+		g.undoN = uint32(max(4, min(64, undoBudget/g.undoRec)))
+	}
 	return g
 }
 
@@ -120,7 +137,7 @@ func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 		memlock += n * g.stride
 	}
 	return mapops.Layout{
-		BodySize:   g.seqOff + 4*n - region.HeaderSize,
+		BodySize:   g.undoOff + uint64(g.undoN)*g.undoRec - region.HeaderSize,
 		MaxEntries: a.MaxEntries,
 		Memlock:    memlock,
 	}, nil
@@ -262,19 +279,64 @@ func (m *Map) write(i uint32, value []byte) {
 	if !ok {
 		ver = m.locks.Lock(sp)
 	}
-	copy(m.mem.Bytes(off, m.size), value[:m.size])
+	// The old value goes to an undo record first, so that a writer killed
+	// in the middle of its copy can be undone (see Crash safety).
+	elem := m.mem.Bytes(off, m.size)
+	u, uw, uver := m.claimUndo(i)
+	copy(m.mem.Bytes(u+8, m.size), elem)
+	region.StoreRelease32(m.mem.Uint32(u+4), i+1)
+	copy(elem, value[:m.size])
+	region.StoreRelease32(m.mem.Uint32(u+4), 0) // done: nothing to undo
 	m.locks.Unlock(sp, ver)
+	m.locks.Unlock(uw, uver)
 }
 
-// Repair releases the sequence words of writers whose process died in the
-// middle of a copy (mapops.Repairer). It leaves their elements as the copy
-// left them (see Crash safety in the package doc): an array has nothing else
-// a writer can leave half done. Words held by live writers are left alone:
-// a live writer finishes its copy and releases its word itself.
+// claimUndo takes an undo record for a write of element i: its offset, its
+// lock word and the version to unlock it with. Records are tried from i's
+// own onwards; when all are busy it waits for i's.
+func (m *Map) claimUndo(i uint32) (off uint64, w *uint32, ver uint32) {
+	n := m.g.undoN
+	for k := range n {
+		off = m.g.undoOff + uint64((i+k)%n)*m.g.undoRec
+		w = m.mem.Uint32(off)
+		if ver, ok := m.locks.TryLock(w); ok {
+			return off, w, ver
+		}
+	}
+	off = m.g.undoOff + uint64(i%n)*m.g.undoRec
+	w = m.mem.Uint32(off)
+	return off, w, m.locks.Lock(w)
+}
+
+// Repair undoes the writes that writers killed in the middle of a copy left
+// behind and releases their words (mapops.Repairer): an undo record held by
+// a dead process that names an element means that element's copy had begun
+// and not finished (its writer clears the name before releasing the
+// element), so the old value goes back; then every sequence word still held
+// by a dead process is released (its writer died before it recorded or
+// copied anything, or after it finished). Records and words held by live
+// writers are left alone: a live writer finishes and releases them itself.
 func (m *Map) Repair() {
 	defer runtime.KeepAlive(m.r)
 	if m.word != 0 {
 		return // no sequence words in use
+	}
+	for k := range m.g.undoN {
+		u := m.g.undoOff + uint64(k)*m.g.undoRec
+		uw := m.mem.Uint32(u)
+		if !m.locks.Dead(uw) {
+			continue
+		}
+		uver := m.locks.Seize(uw)
+		if idx := atomic.LoadUint32(m.mem.Uint32(u + 4)); idx != 0 && idx <= m.max {
+			i := idx - 1
+			sp := m.seq(i)
+			ver := m.locks.Seize(sp) // held by the same dead writer
+			copy(m.mem.Bytes(m.valOff(i), m.size), m.mem.Bytes(u+8, m.size))
+			m.locks.Unlock(sp, ver)
+		}
+		region.StoreRelease32(m.mem.Uint32(u+4), 0)
+		m.locks.Unlock(uw, uver)
 	}
 	for i := range m.max {
 		sp := m.seq(i)

@@ -149,3 +149,69 @@ func TestOneWordValues(t *testing.T) {
 		t.Fatalf("%v allocs", n)
 	}
 }
+
+// TestUndoKilledCopy: a writer killed in the middle of its copy, with its
+// undo record naming the element, is undone: the element reads its old
+// value whole; a writer killed after it finished (record cleared, element
+// still held) keeps its new value; records and words of dead writers are
+// all released, and a live writer's record is left alone.
+func TestUndoKilledCopy(t *testing.T) {
+	for _, a := range attrs {
+		m := openShared(t, a)
+		if m.g.undoN == 0 {
+			t.Fatalf("%v: no undo records for multi-word values", a.Type)
+		}
+		for i := range a.MaxEntries {
+			if err := m.Update(key(i), value(i, m.size), uapi.Any); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec := func(k uint32) uint64 { return m.g.undoOff + uint64(k)*m.g.undoRec }
+		// Element 2: killed mid-copy of value(200) — record 0 holds the old
+		// value and names element 2.
+		copy(m.mem.Bytes(rec(0)+8, m.size), value(2, m.size))
+		*m.mem.Uint32(rec(0) + 4) = 2 + 1
+		*m.mem.Uint32(rec(0)) = deadLock
+		copy(m.mem.Bytes(m.valOff(2), m.size/2), value(200, m.size))
+		*m.seq(2) = deadLock
+		// Element 5: killed after its copy of value(500) finished (name
+		// cleared), before releasing anything.
+		copy(m.mem.Bytes(m.valOff(5), m.size), value(500, m.size))
+		*m.mem.Uint32(rec(1)) = deadLock
+		*m.seq(5) = deadLock
+		// Record 2: a live writer's (token 5), naming element 6: untouched.
+		*m.mem.Uint32(rec(2) + 4) = 6 + 1
+		*m.mem.Uint32(rec(2)) = robust.Locked | 5<<2
+
+		m.Repair()
+
+		out := make([]byte, m.size)
+		within(t, "lookup after repair", func() { _ = m.Lookup(key(2), out) })
+		if !bytes.Equal(out, value(2, m.size)) {
+			t.Fatalf("%v: element 2 after undo = %x, want its old value", a.Type, out)
+		}
+		within(t, "lookup after repair", func() { _ = m.Lookup(key(5), out) })
+		if !bytes.Equal(out, value(500, m.size)) {
+			t.Fatalf("%v: element 5 lost its finished update", a.Type)
+		}
+		for k, w := range []uint64{rec(0), rec(1)} {
+			if *m.mem.Uint32(w)&robust.Locked != 0 || *m.mem.Uint32(w+4) != 0 {
+				t.Fatalf("%v: dead record %d not released", a.Type, k)
+			}
+		}
+		if *m.mem.Uint32(rec(2)) != robust.Locked|5<<2 || *m.mem.Uint32(rec(2)+4) != 7 {
+			t.Fatalf("%v: a live writer's record was touched", a.Type)
+		}
+		*m.mem.Uint32(rec(2)) = 0 // the live writer finishes
+		*m.mem.Uint32(rec(2) + 4) = 0
+		within(t, "update after repair", func() {
+			if err := m.Update(key(2), value(22, m.size), uapi.Any); err != nil {
+				t.Error(err)
+			}
+		})
+		_ = m.Lookup(key(2), out)
+		if !bytes.Equal(out, value(22, m.size)) {
+			t.Fatalf("%v: update after repair not stored", a.Type)
+		}
+	}
+}
