@@ -195,11 +195,11 @@ func TestUndoKilledCopy(t *testing.T) {
 			t.Fatalf("%v: element 5 lost its finished update", a.Type)
 		}
 		for k, w := range []uint64{rec(0), rec(1)} {
-			if *m.mem.Uint32(w)&robust.Locked != 0 || *m.mem.Uint32(w+4) != 0 {
+			if *m.mem.Uint32(w)&robust.Locked != 0 || *m.mem.Uint32(w + 4) != 0 {
 				t.Fatalf("%v: dead record %d not released", a.Type, k)
 			}
 		}
-		if *m.mem.Uint32(rec(2)) != robust.Locked|5<<2 || *m.mem.Uint32(rec(2)+4) != 7 {
+		if *m.mem.Uint32(rec(2)) != robust.Locked|5<<2 || *m.mem.Uint32(rec(2) + 4) != 7 {
 			t.Fatalf("%v: a live writer's record was touched", a.Type)
 		}
 		*m.mem.Uint32(rec(2)) = 0 // the live writer finishes
