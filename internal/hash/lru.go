@@ -796,7 +796,11 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		err = uapi.ENOENT
 	case m.inPlace && old != 0:
 		l.setRef(old - 1)
-		m.storeInPlace(m.elem(old), value)
+		spare := uint64(0) // BPF_EXIST obtains no node, as in the kernel
+		if node != noNode {
+			spare = m.elem(node + 1)
+		}
+		m.storeInPlaceUndo(m.elem(old), old, spare, value)
 	case m.inPlace:
 		n := node + 1
 		m.fill(n, hv, key, value)
@@ -833,20 +837,63 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	return err
 }
 
-// storeInPlace rewrites a live element's value under its bucket lock.
-// One-word values are stored atomically; larger ones under the element's
-// sequence word (odd while writing), so lock-free readers retry rather
-// than see a torn value.
-func (m *Map) storeInPlace(e uint64, value []byte) {
+// storeInPlaceUndo rewrites a live element's value under its bucket lock,
+// as the kernel updates an LRU_PERCPU_HASH element in place. One-word
+// values are stored atomically; larger ones under the element's sequence
+// word (odd while writing), so lock-free readers retry rather than see a
+// torn value. The update's spare node (spare, in flight for this process,
+// returned to the LRU afterwards) first takes a copy of the old value and
+// names the element and its odd sequence, so that if this process dies
+// during the copy the repair can put the old value back (undoInPlace). A
+// BPF_EXIST update has no spare node (the kernel's takes none, and taking
+// one could evict): spare is 0, and a death in the middle of that copy
+// leaves the element part old, part new.
+func (m *Map) storeInPlaceUndo(e uint64, ref uint32, spare uint64, value []byte) {
 	if m.g.valArea == 8 {
 		m.storeValue(e, value)
 		return
 	}
 	sp := m.seqOf(e)
-	atomic.AddUint32(sp, 1)
+	odd := atomic.LoadUint32(sp) + 1
+	if spare != 0 {
+		copy(m.valueOf(spare), m.valueOf(e))
+		region.StoreRelease32(m.hashOf(spare), ref)
+		region.StoreRelease32(m.seqOf(spare), odd)
+	}
+	atomic.StoreUint32(sp, odd)
 	m.crashPoint()
 	copy(m.valueOf(e), value[:m.copySize])
 	m.makeLive(e)
+}
+
+// undoInPlace puts back the old value of every in-place update that a dead
+// process left half copied: a live element whose sequence is odd (with
+// every lock held, only a dead writer leaves one so) and a node in flight
+// for a dead process that names the element and carries the same odd
+// sequence, holding the old value (storeInPlaceUndo). The chains' repair
+// then makes the element live again.
+func (m *Map) undoInPlace() {
+	l := m.lru
+	if !m.inPlace || m.g.valArea == 8 {
+		return
+	}
+	for i := range l.n {
+		if !m.locks.Dead(l.own(i)) {
+			continue
+		}
+		s := m.elem(i + 1)
+		ref := atomic.LoadUint32(m.hashOf(s))
+		odd := atomic.LoadUint32(m.seqOf(s))
+		if ref == 0 || ref > l.n || ref == i+1 || odd&1 == 0 {
+			continue
+		}
+		e := m.elem(ref)
+		if atomic.LoadUint32(m.seqOf(e)) != odd {
+			continue
+		}
+		copy(m.valueOf(e), m.valueOf(s))
+		m.makeLive(e)
+	}
 }
 
 // LookupTouch is a BPF program's lookup: Lookup, and for LRU maps the

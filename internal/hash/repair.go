@@ -192,6 +192,7 @@ func (m *Map) repairLRU() {
 		vers[k] = m.locks.Seize(w)
 	}
 	bvers := m.seizeBuckets()
+	m.undoInPlace()
 	reach := m.rebuild(func(uint32) {})
 	l.relist(reach)
 	m.unlockBuckets(bvers)

@@ -863,3 +863,69 @@ func concurrentCrash(t *testing.T, typ uapi.MapType, flags uint32, seed uint64) 
 		fillTo(t, m)
 	}
 }
+
+// TestRepairLRUPercpuHalfCopied: a process killed half way through copying
+// an LRU_PERCPU_HASH value in place (the kernel's in-place update of an
+// existing key with BPF_ANY) leaves the element torn; the repair puts the
+// old value back from the update's spare node, so the update is absent, and
+// the map keeps working.
+func TestRepairLRUPercpuHalfCopied(t *testing.T) {
+	for _, flags := range []uint32{0, uapi.FNoCommonLRU} {
+		s := openShared(t, uapi.MapTypeLRUPercpuHash, flags, 64)
+		if s.live.g.valArea == 8 {
+			t.Fatal("per-CPU values of 2 CPUs should not be one word")
+		}
+		for k := range uint32(8) {
+			if err := s.live.Update(key4(k), val(s.live, uint64(k)+100), uapi.Any); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hv := s.victim.hash(key4(3))
+		target, _ := s.live.find(hv&s.live.mask, hv, key4(3))
+		if target == 0 {
+			t.Fatal("key 3 not found")
+		}
+		e := s.live.elem(target)
+		crashHook = func(m *Map) {
+			if m != s.victim || atomic.LoadUint32(m.seqOf(e))&1 == 0 {
+				return
+			}
+			half := val(m, 999)
+			copy(m.valueOf(e)[:len(half)/2], half) // the copy cut short
+			panic(crash{})
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					if _, ok := r.(crash); !ok {
+						panic(r)
+					}
+				}
+			}()
+			_ = s.victim.Update(key4(3), val(s.victim, 999), uapi.Any)
+			t.Fatal("the victim's update was not cut short")
+		}()
+		crashHook = nil
+
+		out := make([]byte, s.live.copySize)
+		within(t, 10*time.Second, "lookup after the kill", func() {
+			if err := s.live.Lookup(key4(3), out); err != nil {
+				t.Error(err)
+			}
+		})
+		if !bytes.Equal(out, val(s.live, 103)) {
+			t.Fatalf("flags %#x: key 3 = %x after repair, want its old value", flags, out)
+		}
+		got := contents(t, s.live)
+		if len(got) != 8 {
+			t.Fatalf("flags %#x: %d keys after repair, want 8", flags, len(got))
+		}
+		if err := s.live.Update(key4(3), val(s.live, 7), uapi.Exist); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.live.Lookup(key4(3), out)
+		if !bytes.Equal(out, val(s.live, 7)) {
+			t.Fatalf("flags %#x: update after repair not stored", flags)
+		}
+	}
+}
