@@ -8,17 +8,15 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/robust"
+	"github.com/bpfmap/bpfmap/internal/robust/robusttest"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
 // fakeHost is this process as token 5; every other token is a dead process.
-type fakeHost struct{}
-
-func (fakeHost) Token() uint32         { return 5 }
-func (fakeHost) Alive(tok uint32) bool { return tok == 5 }
+type fakeHost = robusttest.Host
 
 // deadLock is a lock word held by the dead process with token 7.
-const deadLock = robust.Locked | 7<<2
+const deadLock = robusttest.DeadWord
 
 func openShared(t *testing.T, a mapops.Attr) *Map {
 	t.Helper()

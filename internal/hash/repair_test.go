@@ -13,14 +13,12 @@ import (
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/region"
 	"github.com/bpfmap/bpfmap/internal/robust"
+	"github.com/bpfmap/bpfmap/internal/robust/robusttest"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
 
-// fakeHost is the surviving process (token 5); every other token is dead.
-type fakeHost struct{}
-
-func (fakeHost) Token() uint32         { return 5 }
-func (fakeHost) Alive(tok uint32) bool { return tok == 5 }
+// fakeHost is this process as token 5; every other token is a dead process.
+type fakeHost = robusttest.Host
 
 // dyingHost is the surviving process (token 5) while a victim (token 7)
 // runs concurrently: the victim is alive until dead is set.
@@ -38,7 +36,7 @@ func (victimHost) Token() uint32     { return 7 }
 func (victimHost) Alive(uint32) bool { return true }
 
 // deadWord is a lock word held by the dead process (token 7).
-const deadWord = robust.Locked | 7<<2
+const deadWord = robusttest.DeadWord
 
 // shared is one map as two processes see it: live (token 5, with the
 // repair installed as the command layer installs it) and victim (token 7,
