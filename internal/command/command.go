@@ -187,7 +187,8 @@ func newHandle(m *Map, read, write bool) *Handle {
 
 // lastID is the id allocator of private maps made without a namespace:
 // ids grow and are not reused while the counter has room, as the kernel's
-// cyclic allocator behaves. With a namespace, ids come from its allocator.
+// cyclic allocator behaves, in the user-space id range (namespace.MinID to
+// MaxID). With a namespace, ids come from its allocator.
 var lastID atomic.Uint32
 
 func nextID(ns *namespace.NS) uint32 {
@@ -196,10 +197,10 @@ func nextID(ns *namespace.NS) uint32 {
 	}
 	for {
 		id := lastID.Add(1)
-		if id != 0 && id < 1<<31-1 {
+		if namespace.ValidID(id) {
 			return id
 		}
-		lastID.CompareAndSwap(id, 0)
+		lastID.CompareAndSwap(id, namespace.MinID-1)
 	}
 }
 

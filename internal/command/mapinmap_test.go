@@ -214,7 +214,7 @@ func TestMapInMapUpdateErrnos(t *testing.T) {
 		{"delete batch", aom.DeleteBatch(&Batch{Keys: le32(0), Count: 1}), uapi.ENOTSUPP},
 		{"lookup and delete batch", aom.LookupAndDeleteBatch(&Batch{Keys: make([]byte, 8), Values: make([]byte, 8), Count: 2}), uapi.ENOTSUPP},
 		{"raw update by id", aom.Update(le32(1), le32(idOf(good)), 0), nil},
-		{"raw update unknown id", aom.Update(le32(1), le32(1<<30), 0), uapi.EBADF},
+		{"raw update unknown id", aom.Update(le32(1), le32(namespace.MaxID), 0), uapi.EBADF},
 		{"raw update id 0", aom.Update(le32(1), le32(0), 0), uapi.EBADF},
 		{"raw update past the end", aom.Update(le32(9), le32(idOf(good)), 0), uapi.E2BIG},
 	} {

@@ -68,9 +68,6 @@ func mapSmallFile(path string, size int64) (*region.Region, error) {
 	return region.MapFile(fd, uint64(size))
 }
 
-// MaxID is the kernel's id limit: ids run from 1 to INT_MAX-1.
-const MaxID = 1<<31 - 2
-
 // Object is one process's hold on a map object: the open file with its
 // shared flock. Close it once, with the object's region.
 type Object struct {
@@ -109,8 +106,8 @@ func (ns *NS) Create(size int64) (*Object, error) {
 	counter := ns.ids.Uint32(0)
 	for range 1 << 16 {
 		id := atomic.AddUint32(counter, 1)
-		if id == 0 || id > MaxID {
-			atomic.CompareAndSwapUint32(counter, id, 0)
+		if !ValidID(id) {
+			atomic.CompareAndSwapUint32(counter, id, MinID-1)
 			continue
 		}
 		fd, err := unix.Open(ns.objectPath(id), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
@@ -166,7 +163,7 @@ func (o *Object) ReadHeader() (region.Header, error) {
 // OpenID opens the live map object with the given id: ENOENT if there is
 // none.
 func (ns *NS) OpenID(id uint32) (*Object, error) {
-	if id == 0 || id > MaxID {
+	if !ValidID(id) {
 		return nil, unix.ENOENT
 	}
 	// An object that no process holds and no pin links is dead (its last
@@ -313,7 +310,7 @@ func (ns *NS) IDs() []uint32 {
 	ents, _ := os.ReadDir(ns.maps)
 	ids := make([]uint32, 0, len(ents))
 	for _, e := range ents {
-		if id, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && id != 0 && id <= MaxID {
+		if id, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && ValidID(uint32(id)) {
 			ids = append(ids, uint32(id))
 		}
 	}
@@ -400,10 +397,10 @@ func (o *Object) Discard() error {
 func (ns *NS) ReserveID() uint32 {
 	for {
 		id := atomic.AddUint32(ns.ids.Uint32(0), 1)
-		if id != 0 && id <= MaxID {
+		if ValidID(id) {
 			return id
 		}
-		atomic.CompareAndSwapUint32(ns.ids.Uint32(0), id, 0)
+		atomic.CompareAndSwapUint32(ns.ids.Uint32(0), id, MinID-1)
 	}
 }
 

@@ -19,9 +19,6 @@ const MaxProcs = region.AttachWords * 64
 // TokenBits is the width of owner tokens.
 const TokenBits = 30
 
-// MaxID is the kernel's id limit: ids run from 1 to INT_MAX-1.
-const MaxID = 1<<31 - 2
-
 // NS is a pin namespace; none can be opened on this platform, so no method
 // below is ever reached.
 type NS struct{ root string }
