@@ -17,6 +17,12 @@ type Batch struct {
 	Count             uint32
 	ElemFlags         uint64
 	Flags             uint64
+
+	// InnerFD, when set, makes the values of a map-in-map UPDATE batch
+	// file descriptors, as in the kernel: InnerFD resolves each to a new
+	// handle of the inner map (which the batch closes). Unset, values are
+	// inner-map ids (the raw deviation above Handle.Update).
+	InnerFD func(fd uint32) (*Handle, error)
 }
 
 type batchCmd int
@@ -165,6 +171,9 @@ func (m *Map) genericUpdateBatch(b *Batch) error {
 		v := userSlice(b.Values, i, vs)
 		if v == nil {
 			return uapi.EFAULT
+		}
+		if m.inner != nil && b.InnerFD != nil {
+			return m.updateSlot(k, uapi.Any, func() (*Handle, error) { return b.InnerFD(binary.LittleEndian.Uint32(v)) })
 		}
 		if m.inner != nil {
 			return m.updateByID(k, v, uapi.Any)

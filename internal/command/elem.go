@@ -19,8 +19,8 @@ func (h *Handle) Lookup(key, value []byte, flags uint64) error {
 }
 
 func (h *Handle) lookup(key, value []byte, flags uint64) error {
-	if flags&^uapi.FLock != 0 {
-		return uapi.EINVAL
+	if err := CheckLookupFlags(flags); err != nil {
+		return err
 	}
 	m, err := h.live()
 	if err != nil {
@@ -163,8 +163,8 @@ func (h *Handle) GetNextKey(key, next []byte) error {
 
 // LookupAndDelete is BPF_MAP_LOOKUP_AND_DELETE_ELEM.
 func (h *Handle) LookupAndDelete(key, value []byte, flags uint64) error {
-	if flags&^uapi.FLock != 0 {
-		return uapi.EINVAL
+	if err := CheckLookupFlags(flags); err != nil {
+		return err
 	}
 	m, err := h.live()
 	if err != nil {

@@ -1,0 +1,527 @@
+//go:build linux
+
+package sys
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfmap/bpfmap/internal/command"
+	"github.com/bpfmap/bpfmap/internal/namespace"
+	"github.com/bpfmap/bpfmap/internal/region"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+)
+
+// entry is what the table knows of one map file descriptor: the file it
+// was when the entry was made, and our handle of its map.
+type entry struct {
+	dev, ino uint64
+	id       uint32
+	h        *command.Handle
+	ks, vs   uint32 // key bytes and value bytes the element commands move
+	mim      bool   // map-in-map: UPDATE values are fds
+}
+
+// table maps file descriptors to entries. An entry is valid while its fd
+// still refers to the same file (dev, ino); a stale entry (the fd was closed
+// with close(2), or closed and reused) is released when it is met, at the
+// amortised sweeps, and for an id before GET_FD_BY_ID.
+var table struct {
+	mu      sync.RWMutex
+	e       []*entry         // by fd
+	byID    map[uint32][]int // fds with an entry, by map id
+	n       int              // entries
+	sweepAt int              // sweep when n grows past this
+}
+
+// minSweep is the table size below which growth does not trigger a sweep.
+const minSweep = 64
+
+func statFD(fd int, st *unix.Stat_t) bool {
+	return fd >= 0 && unix.Fstat(fd, st) == nil
+}
+
+// current reports whether fd still is the file of e.
+func (e *entry) current(fd int) bool {
+	var st unix.Stat_t
+	return statFD(fd, &st) && uint64(st.Dev) == e.dev && uint64(st.Ino) == e.ino
+}
+
+// resolve is the kernel's map fd lookup: EBADF when fd is not open, EINVAL
+// when it is open but not a map of ours.
+func resolve(fd int) (*entry, error) {
+	var st unix.Stat_t
+	if !statFD(fd, &st) {
+		return nil, errBadF
+	}
+	table.mu.RLock()
+	var e *entry
+	if fd < len(table.e) {
+		e = table.e[fd]
+	}
+	table.mu.RUnlock()
+	if e != nil && e.dev == uint64(st.Dev) && e.ino == uint64(st.Ino) {
+		return e, nil
+	}
+	return adopt(fd, &st)
+}
+
+// adopt makes an entry for an fd we did not hand out (inherited through
+// fork/exec, opened by path, or a dup): it must be a map object file of a
+// namespace, the very file the namespace has for that id.
+func adopt(fd int, st *unix.Stat_t) (*entry, error) {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errInval
+	}
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return nil, errInval
+	}
+	root, id, ok := namespace.ParseObjectPath(path)
+	if !ok {
+		// A pin (a hard link to the object file) opened by path.
+		if root, ok = namespace.Find(path); !ok || !filepath.IsAbs(path) {
+			return nil, errInval
+		}
+		if id = headerID(fd); id == 0 {
+			return nil, errInval
+		}
+	}
+	ns, err := nsFor(root)
+	if err != nil {
+		return nil, errInval
+	}
+	var ost unix.Stat_t
+	if unix.Stat(ns.ObjectPath(id), &ost) != nil || ost.Dev != st.Dev || ost.Ino != st.Ino {
+		return nil, errInval
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, errInval
+	}
+	var flags uint32
+	switch fl & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		flags = uapi.FRdonly
+	case unix.O_WRONLY:
+		flags = uapi.FWronly
+	}
+	// The open file description holds the map from now on (a no-op when
+	// it already does, as a description made by this package does).
+	if unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB) != nil {
+		return nil, errInval // being freed by its last closer
+	}
+	h, err := command.OpenID(ns, id, flags)
+	if err != nil {
+		return nil, errInval
+	}
+	return insert(fd, st, h), nil
+}
+
+// headerID reads the map id from the region header of the file fd is open
+// on (through a descriptor of its own, since fd may be write-only).
+func headerID(fd int) uint32 {
+	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(rfd)
+	buf := make([]byte, region.HeaderSize)
+	if n, _ := unix.Pread(rfd, buf, 0); n != len(buf) {
+		return 0
+	}
+	h := region.DecodeHeader(buf)
+	if string(h.Magic[:]) != region.Magic {
+		return 0
+	}
+	return h.ID
+}
+
+// newFD makes the file descriptor of a new handle h: the map's object
+// file opened with the handle's access mode and O_CLOEXEC, holding a shared
+// flock, so that the open file description keeps the map alive.
+func newFD(h *command.Handle) (int, error) {
+	ns := h.Namespace()
+	info, err := h.Info()
+	if err != nil || ns == nil {
+		_ = h.Close()
+		return 0, errNoMem
+	}
+	mode := unix.O_RDWR
+	switch {
+	case !info.Writable:
+		mode = unix.O_RDONLY
+	case !info.Readable:
+		mode = unix.O_WRONLY
+	}
+	fd, err := unix.Open(ns.ObjectPath(info.ID), mode|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		_ = h.Close()
+		return 0, err
+	}
+	var st unix.Stat_t
+	if err := unix.Flock(fd, unix.LOCK_SH); err != nil || unix.Fstat(fd, &st) != nil {
+		_ = unix.Close(fd)
+		_ = h.Close()
+		return 0, errNoMem
+	}
+	insert(fd, &st, h)
+	return fd, nil
+}
+
+// insert records h as the handle of fd (whose stat is st), releasing the
+// entry fd had before, and sweeps the table when it has doubled since the
+// last sweep.
+func insert(fd int, st *unix.Stat_t, h *command.Handle) *entry {
+	info, _ := h.Info()
+	e := &entry{
+		dev: uint64(st.Dev), ino: uint64(st.Ino), id: info.ID, h: h,
+		ks: info.KeySize, vs: h.SysValueSize(), mim: h.IsMapInMap(),
+	}
+	table.mu.Lock()
+	if fd >= len(table.e) {
+		n := max(2*len(table.e), fd+1, 64)
+		table.e = append(table.e, make([]*entry, n-len(table.e))...)
+	}
+	old := table.e[fd]
+	if old != nil {
+		removeLocked(fd, old)
+	}
+	table.e[fd] = e
+	table.n++
+	if table.byID == nil {
+		table.byID = map[uint32][]int{}
+	}
+	table.byID[e.id] = append(table.byID[e.id], fd)
+	full := table.n > max(table.sweepAt, minSweep)
+	table.mu.Unlock()
+	if old != nil {
+		_ = old.h.Close()
+	}
+	if full {
+		sweep()
+	}
+	return e
+}
+
+// removeLocked removes e, the entry of fd (table lock held).
+func removeLocked(fd int, e *entry) {
+	table.e[fd] = nil
+	table.n--
+	fds := table.byID[e.id]
+	for i, f := range fds {
+		if f == fd {
+			fds[i] = fds[len(fds)-1]
+			fds = fds[:len(fds)-1]
+			break
+		}
+	}
+	if len(fds) == 0 {
+		delete(table.byID, e.id)
+	} else {
+		table.byID[e.id] = fds
+	}
+}
+
+// take removes and returns fd's entry, if any.
+func take(fd int) *entry {
+	table.mu.Lock()
+	defer table.mu.Unlock()
+	if fd < 0 || fd >= len(table.e) || table.e[fd] == nil {
+		return nil
+	}
+	e := table.e[fd]
+	removeLocked(fd, e)
+	return e
+}
+
+// sweep releases every stale entry.
+func sweep() {
+	table.mu.Lock()
+	var dead []*entry
+	for fd, e := range table.e {
+		if e != nil && !e.current(fd) {
+			removeLocked(fd, e)
+			dead = append(dead, e)
+		}
+	}
+	table.sweepAt = 2 * table.n
+	if len(table.e) > 4*max(table.n, minSweep) {
+		// Give back the slots of a table that has shrunk.
+		last := 0
+		for fd, e := range table.e {
+			if e != nil {
+				last = fd + 1
+			}
+		}
+		table.e = append([]*entry(nil), table.e[:max(last, minSweep)]...)
+	}
+	table.mu.Unlock()
+	for _, e := range dead {
+		_ = e.h.Close()
+	}
+}
+
+// sweepID releases the stale entries of map id.
+func sweepID(id uint32) {
+	table.mu.Lock()
+	var dead []*entry
+	for _, fd := range append([]int(nil), table.byID[id]...) {
+		if e := table.e[fd]; e != nil && !e.current(fd) {
+			removeLocked(fd, e)
+			dead = append(dead, e)
+		}
+	}
+	table.mu.Unlock()
+	for _, e := range dead {
+		_ = e.h.Close()
+	}
+}
+
+// Close closes fd, a map file descriptor of this package or any other file,
+// and releases the package's handle of it. With the last descriptor of an
+// unpinned map goes the map, before Close returns, as with close(2) on a
+// kernel map fd. Closing a map fd with close(2) directly also works (see
+// the package documentation) but frees the map only when the package next
+// notices.
+func Close(fd int) error {
+	e := take(fd)
+	err := unix.Close(fd)
+	if e != nil {
+		// After the close, so that our object's last-close check sees
+		// that no descriptor holds the map any more.
+		_ = e.h.Close()
+	}
+	if err != nil {
+		return toErrno(err)
+	}
+	return nil
+}
+
+// Forget drops the package's handle of fd without closing fd, for a caller
+// that closes fd itself (with close(2)) right after.
+func Forget(fd int) {
+	if e := take(fd); e != nil {
+		_ = e.h.Close()
+	}
+}
+
+// IsMapFD reports whether fd is a file descriptor of a user-space map: one
+// BPF handed out, or a descriptor of a map object file opened otherwise
+// (inherited, dup'ed, opened by path). Descriptors that are not regular
+// files (kernel BPF maps among them) are answered with one fstat(2).
+func IsMapFD(fd int) bool {
+	_, err := resolve(fd)
+	return err == nil
+}
+
+// FDInfo returns what /proc/self/fdinfo/<fd> shows for a kernel map fd,
+// for the user-space map fd: the pos, flags, mnt_id and ino lines of the
+// file, then map_type, key_size, value_size, max_entries, map_flags,
+// map_extra, memlock, map_id and frozen. ok is false if fd is not a map fd.
+func FDInfo(fd int) (text string, ok bool) {
+	e, err := resolve(fd)
+	if err != nil {
+		return "", false
+	}
+	info, err := e.h.Info()
+	if err != nil {
+		return "", false
+	}
+	raw, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "pos", "mnt_id", "ino":
+			fmt.Fprintf(&b, "%s:\t%s\n", k, v)
+		case "flags":
+			// A kernel map file has only the access mode, O_CLOEXEC and
+			// what fcntl(F_SETFL) set; not the flags of a regular file.
+			f, _ := strconv.ParseUint(v, 8, 32)
+			f &= unix.O_ACCMODE | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_APPEND | unix.O_ASYNC | unix.O_DIRECT | unix.O_NOATIME
+			fmt.Fprintf(&b, "flags:\t0%o\n", f)
+		}
+	}
+	frozen := 0
+	if info.Frozen {
+		frozen = 1
+	}
+	fmt.Fprintf(&b, "map_type:\t%d\nkey_size:\t%d\nvalue_size:\t%d\nmax_entries:\t%d\n",
+		info.Type, info.KeySize, info.ValueSize, info.MaxEntries)
+	fmt.Fprintf(&b, "map_flags:\t0x%x\nmap_extra:\t0x%x\nmemlock:\t%d\nmap_id:\t%d\nfrozen:\t%d\n",
+		info.MapFlags, info.MapExtra, info.Memlock, info.ID, frozen)
+	return b.String(), true
+}
+
+// IsNamespacePath reports whether path (relative paths are relative to the
+// working directory) lies in a user-space pin namespace, where BPF_OBJ_PIN
+// and BPF_OBJ_GET take it: under a namespace root, and neither the root
+// itself nor the namespace's internal directory.
+func IsNamespacePath(path string) bool {
+	p, err := absTarget(path, false, 0)
+	if err != nil {
+		return false
+	}
+	if rp, err := realPath(p); err == nil {
+		p = rp
+	}
+	_, _, err = inNamespace(p)
+	return err == nil
+}
+
+// nsFor returns the namespace at root: the default one when root is its
+// directory, else the namespace opened at root.
+func nsFor(root string) (*namespace.NS, error) {
+	if d, err := defaultNS(); err == nil {
+		if d.Root() == root {
+			return d, nil
+		}
+		a, err1 := os.Stat(d.Root())
+		b, err2 := os.Stat(root)
+		if err1 == nil && err2 == nil && os.SameFile(a, b) {
+			return d, nil
+		}
+	}
+	return namespace.Open(root)
+}
+
+// inNamespace finds the namespace of absolute path p and returns it with p
+// spelled under its root; an error if p is not a pin path of a namespace.
+func inNamespace(p string) (*namespace.NS, string, error) {
+	root, ok := namespace.Find(p)
+	if !ok {
+		return nil, "", namespace.ErrOutside
+	}
+	ns, err := nsFor(root)
+	if err != nil {
+		return nil, "", err
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil {
+		return nil, "", namespace.ErrOutside
+	}
+	q, err := ns.Resolve(filepath.Join(ns.Root(), rel))
+	if err != nil {
+		return nil, "", err
+	}
+	return ns, q, nil
+}
+
+// absTarget makes an OBJ_PIN / OBJ_GET pathname absolute the way the
+// kernel resolves it: relative to path_fd with BPF_F_PATH_FD (EBADF if it
+// is not open, ENOTDIR if not a directory), else to the working directory.
+func absTarget(name string, usePathFD bool, pathFD int32) (string, error) {
+	if name == "" {
+		return "", errNoEnt
+	}
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name), nil
+	}
+	var dir string
+	if usePathFD && pathFD != unix.AT_FDCWD {
+		var st unix.Stat_t
+		if !statFD(int(pathFD), &st) {
+			return "", errBadF
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return "", errNotDir
+		}
+		d, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(pathFD)))
+		if err != nil {
+			return "", errBadF
+		}
+		dir = d
+	} else {
+		d, err := os.Getwd()
+		if err != nil {
+			return "", errNoEnt
+		}
+		dir = d
+	}
+	return filepath.Join(dir, name), nil
+}
+
+// realPath resolves the symbolic links of p's directory: ENOENT if it does
+// not exist, ENOTDIR if a component is not a directory.
+func realPath(p string) (string, error) {
+	dir, base := filepath.Split(p)
+	rd, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", pathErrno(err)
+	}
+	return filepath.Join(rd, base), nil
+}
+
+// pathErrno is the errno inside a path lookup error.
+func pathErrno(err error) error {
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return errNoEnt
+	}
+	return errAccess
+}
+
+// pinTarget resolves an OBJ_PIN pathname to a path in a namespace: outside
+// every namespace it is EPERM, as the kernel answers for a target outside a
+// bpffs.
+func pinTarget(name string, usePathFD bool, pathFD int32) (string, error) {
+	p, err := absTarget(name, usePathFD, pathFD)
+	if err != nil {
+		return "", err
+	}
+	if p, err = realPath(p); err != nil {
+		return "", err
+	}
+	_, q, err := inNamespace(p)
+	if err != nil {
+		return "", errPerm
+	}
+	return q, nil
+}
+
+// getTarget resolves an OBJ_GET pathname (following a final symbolic link)
+// to a namespace and a path in it. Outside every namespace it is the
+// kernel's answer for a file that is not a BPF object: ENOENT if nothing is
+// there, else EACCES.
+func getTarget(name string, usePathFD bool, pathFD int32) (*namespace.NS, string, error) {
+	p, err := absTarget(name, usePathFD, pathFD)
+	if err != nil {
+		return nil, "", err
+	}
+	if p, err = realPath(p); err != nil {
+		return nil, "", err
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if p, err = filepath.EvalSymlinks(p); err != nil {
+			return nil, "", pathErrno(err)
+		}
+	}
+	ns, q, err := inNamespace(p)
+	if err != nil {
+		if _, err := os.Stat(p); err != nil {
+			return nil, "", pathErrno(err)
+		}
+		return nil, "", errAccess
+	}
+	return ns, q, nil
+}

@@ -1,0 +1,32 @@
+//go:build !linux
+
+package sys
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// BPF is bpf(2) for user-space maps. Map file descriptors need Linux (see
+// the package documentation); elsewhere every command fails with ENOSYS,
+// as bpf(2) does where it does not exist. Go programs there use the
+// bpfmap package's API, which needs no file descriptors.
+func BPF(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
+	return -1, syscall.ENOSYS
+}
+
+// Close closes a map file descriptor; without BPF there are none (ENOSYS).
+func Close(fd int) error { return syscall.ENOSYS }
+
+// Forget drops the package's handle of fd; without BPF there are none.
+func Forget(fd int) {}
+
+// IsMapFD reports whether fd is a user-space map fd; never, without BPF.
+func IsMapFD(fd int) bool { return false }
+
+// IsNamespacePath reports whether path lies in a user-space pin namespace;
+// never, without BPF.
+func IsNamespacePath(path string) bool { return false }
+
+// FDInfo returns the fdinfo text of a map fd; there are none without BPF.
+func FDInfo(fd int) (string, bool) { return "", false }
