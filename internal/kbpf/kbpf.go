@@ -1,6 +1,8 @@
 // Package kbpf drives the running kernel's bpf(2) directly, with raw attr
 // bytes, so differential tests see the kernel's exact errnos, and measures the
-// kernel's in-BPF cost of map operations for benchmarks.
+// kernel's in-BPF cost of map operations for benchmarks. The bpfmap command
+// reaches kernel maps through it too, for the same reason: bpftool passes
+// the user's attr untouched and prints the kernel's errno.
 //
 // It owns the kernel side of every comparison bpfmap makes: the encoding of
 // the bpf_attr layouts of Linux 6.18 for map creation, element, batch and
@@ -13,13 +15,20 @@ package kbpf
 import (
 	"encoding/binary"
 	"os"
-	"testing"
 )
+
+// TB is the part of testing.TB that Need uses; the package does not import
+// testing, so the bpfmap command can use its kernel client.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+}
 
 // Need skips t with a clear message when Available() fails, unless the
 // environment variable BPFMAP_REQUIRE_KERNEL is set to a non-empty value
 // other than "0", in which case it calls t.Fatalf with the same message.
-func Need(t testing.TB) {
+func Need(t TB) {
 	t.Helper()
 	err := Available()
 	if err == nil {

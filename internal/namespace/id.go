@@ -14,3 +14,7 @@ const (
 
 // ValidID reports whether id is in the user-space id range.
 func ValidID(id uint32) bool { return id >= MinID && id <= MaxID }
+
+// InternalDir is the name of a root's subdirectory for the namespace's own
+// files; it holds no pins.
+const InternalDir = internalDir
