@@ -49,6 +49,7 @@ type tool struct {
 	pretty     bool
 	showPinned bool
 	noMount    bool
+	debug      bool // -d: say on stderr which world each map is in
 	exited     bool // usage() ran: bpftool exits at once
 	help       func(args []string) int
 	pinned     map[uint32][]string
@@ -83,6 +84,26 @@ func (t *tool) perr(format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(t.errw, "Error: %s\n", msg)
+}
+
+// debugf reports a routing decision on stderr under -d (bpftool's -d
+// shows libbpf's debug output there).
+func (t *tool) debugf(format string, args ...any) {
+	if t.debug {
+		fmt.Fprintf(t.errw, "bpfmap: "+format+"\n", args...)
+	}
+}
+
+// describe says which world m is in, for -d.
+func describe(m bpfMap) string {
+	info, e := m.info()
+	switch {
+	case e != 0:
+		return "a map whose info fails: " + strerror(e)
+	case info.root != "":
+		return fmt.Sprintf("user-space map %d in namespace %s", info.id, info.root)
+	}
+	return fmt.Sprintf("kernel map %d", info.id)
 }
 
 // usage prints the current help and makes the command exit with -1.
@@ -226,6 +247,8 @@ func (t *tool) applyOptions(opts []byte) {
 			t.showPinned = true
 		case 'n':
 			t.noMount = true
+		case 'd':
+			t.debug = true
 		}
 	}
 }

@@ -89,6 +89,14 @@ func (t *tool) doMapHelp([]string) int {
 // the words after it. A name can match several maps, or none (n == 0, no
 // message).
 func (t *tool) parseMaps(args []string) (maps []bpfMap, rest []string, ret int) {
+	maps, rest, ret = t.parseMapsQuiet(args)
+	for _, m := range maps {
+		t.debugf("%s %s: %s", args[0], args[1], describe(m))
+	}
+	return maps, rest, ret
+}
+
+func (t *tool) parseMapsQuiet(args []string) (maps []bpfMap, rest []string, ret int) {
 	if len(args) < 2 {
 		// Callers check the count first; this only guards the parser.
 		return nil, nil, t.usage(nil)

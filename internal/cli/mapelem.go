@@ -484,6 +484,7 @@ func (t *tool) doCreate(args []string) int {
 		m = &userMap{h}
 	}
 	defer m.close()
+	t.debugf("create %s: %s", file, describe(m))
 	if ret := t.pinMap(m, absPin(file)); ret != 0 {
 		return ret
 	}
