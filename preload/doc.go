@@ -1,0 +1,116 @@
+// Command preload is libbpfmap.so, an LD_PRELOAD library that gives
+// unmodified, dynamically linked BPF tools — bpftool, libbpf programs —
+// bpfmap's user-space maps, while kernel maps keep working in the same
+// process.
+//
+// Build and use:
+//
+//	go build -buildmode=c-shared -o libbpfmap.so ./preload
+//	LD_PRELOAD=$PWD/libbpfmap.so bpftool map create /dev/shm/bpfmap-$(id -u)/m type hash key 4 value 8 entries 64 name m
+//	LD_PRELOAD=$PWD/libbpfmap.so bpftool map update pinned /dev/shm/bpfmap-$(id -u)/m key 1 0 0 0 value 1 0 0 0 0 0 0 0
+//	LD_PRELOAD=$PWD/libbpfmap.so bpftool map show
+//
+// Pins live in the pin namespace (internal/namespace): below
+// $BPFMAP_ROOT, else $XDG_RUNTIME_DIR/bpfmap, /dev/shm/bpfmap-<uid> or
+// $TMPDIR/bpfmap-<uid>. No privilege is needed for user-space maps.
+//
+// # What it owns
+//
+// The package owns the interposition and the routing; bpf(2) itself for
+// user-space maps is package sys, and every map rule behind it the command
+// layer's. shim.c defines the libc entry points a libbpf tool goes
+// through and forwards everything not addressed to bpfmap to the next
+// definition (libc) unchanged:
+//
+//   - syscall(): bpf(2) is routed (below); close, dup2 and dup3 numbers
+//     keep the fd bookkeeping; every other number goes to libc's syscall.
+//   - close(), dup(), dup2(), dup3(), fcntl(F_DUPFD*): a C-side bitmap
+//     marks bpfmap fds. close() of a marked fd tells sys to drop its handle
+//     (sys.Forget) before the real close; an unmarked close never enters
+//     Go. A duplicate of a marked fd is marked (sys adopts it).
+//   - open(), openat(), fopen() and their 64-bit and fortified variants of
+//     /proc/{self,thread-self,<pid>}/fdinfo/<fd> for a marked fd: a
+//     synthetic file (a memfd) with the kernel's lines (sys.FDInfo), which
+//     bpftool reads for memlock and frozen.
+//   - readlink() and readlinkat() of /proc/self/fd/<fd>: anon_inode:bpf-map
+//     for a marked fd, as bpftool checks an object's kind with it.
+//   - statfs() and statfs64() of a path in a namespace report BPF_FS_MAGIC,
+//     so bpftool does not try to mount a bpffs over a pin directory, and
+//     mount() of a bpffs over one succeeds without doing anything.
+//   - setmntent()/getmntent()/getmntent_r() of the mount table end with one
+//     extra "bpf" entry, the default namespace root, so bpftool -f finds
+//     the pins of user-space maps.
+//   - mmap() of a marked fd fails (see limits) instead of mapping the map's
+//     object file.
+//
+// The Go runtime makes its own system calls without libc, so nothing it
+// does comes back through these functions.
+//
+// # Routing of bpf(2)
+//
+//   - Commands on a map fd (element, batch, FREEZE, OBJ_GET_INFO_BY_FD,
+//     OBJ_PIN): bpfmap when the fd is marked and sys confirms it is a map
+//     fd of its own (a stale bit is cleared), else the kernel.
+//   - OBJ_GET: bpfmap when the path (relative to the working directory or
+//     path_fd) is in a namespace, else the kernel.
+//   - MAP_GET_FD_BY_ID: ids from 2^30 up (namespace.MinID) are user-space
+//     ids and go to bpfmap; smaller ones to the kernel.
+//   - MAP_GET_NEXT_ID merges both: kernel ids first, then, once the kernel
+//     answers ENOENT (its last id) or EPERM (no privilege), user-space ids,
+//     which are all larger.
+//   - Everything else (programs, links, BTF, other object ids) goes to the
+//     kernel untouched.
+//
+// # Selection rule for MAP_CREATE
+//
+// A MAP_CREATE becomes a user-space map when bpfmap implements its type
+// (HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH,
+// LPM_TRIE, QUEUE, STACK, BLOOM_FILTER, RINGBUF, ARRAY_OF_MAPS,
+// HASH_OF_MAPS) and nothing in the attr ties it to the kernel. It goes to
+// the kernel when
+//
+//   - $BPFMAP_CREATE is "kernel" (then every create does);
+//   - the type is one bpfmap does not implement (PROG_ARRAY, SOCKMAP, ...);
+//   - it names a device (map_ifindex), BTF (btf_fd or any BTF type id:
+//     libbpf's object loader creates the maps of BPF programs that way, and
+//     programs need kernel maps), or a BPF token;
+//   - it is a map-in-map whose inner_map_fd is not a bpfmap fd.
+//
+// # Deviations and limits
+//
+//   - libbpf probes whether bpf(2) takes object names by loading a tiny
+//     socket filter named "libbpf_nametest", and strips map names when
+//     that fails. Without privilege the kernel refuses it (EPERM), so for
+//     exactly that probe, and unless BPFMAP_CREATE=kernel, the library
+//     answers with a descriptor of /dev/null that libbpf closes at once:
+//     user-space maps keep their names without root.
+//   - bpffs refuses names with a '.' below its root (EPERM for pins and
+//     gets); the library applies that rule to namespace paths too.
+//   - BPF programs cannot use user-space maps: a program that loads BPF
+//     code should run with BPFMAP_CREATE=kernel (maps described with BTF,
+//     as libbpf's object loader creates them, go to the kernel anyway).
+//   - mmap() of a user-space map fd is not supported: BPF_F_MMAPABLE
+//     arrays and ring buffers fail with ENODEV, ARRAY maps without the flag with EINVAL
+//     and other types with ENOTSUPP (524), as the kernel for maps that
+//     cannot be mapped. libbpf's ring_buffer__new therefore fails on a
+//     user-space RINGBUF.
+//   - Only programs that call bpf(2) through libc's syscall() are covered:
+//     statically linked programs and Go programs (cilium/ebpf issues the
+//     system call itself) are not; Go programs use package bpfmap.
+//   - The Go runtime starts its threads when the library loads. glibc
+//     aborts a process whose threads disagree about a set*id call, which
+//     happens to programs that keep capabilities in one thread across
+//     setresuid (setpriv, capsh): preload the tool, not the wrapper
+//     (setpriv ... env LD_PRELOAD=libbpfmap.so bpftool ...).
+//   - A child made by fork() without exec cannot call into the Go runtime
+//     (its other threads are gone): there the library passes everything to
+//     the kernel, so user-space map fds are not maps in the child. After
+//     exec the library loads afresh and inherited map fds work again.
+//   - An invalid non-NULL attr pointer, which the kernel answers with
+//     EFAULT, becomes EFAULT when Go reads it, but crashes the program when
+//     the C routing reads the map fd out of it (only while some bpfmap fd is
+//     open).
+//   - The synthetic fdinfo and /proc/self/fd link are served to callers
+//     that go through libc's open/fopen/readlink; a program reading /proc
+//     by other means sees the map's object file.
+package main

@@ -1,0 +1,408 @@
+package main
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/bpfmap/bpfmap/internal/command"
+	"github.com/bpfmap/bpfmap/internal/namespace"
+	"github.com/bpfmap/bpfmap/internal/uapi"
+	"github.com/bpfmap/bpfmap/sys"
+)
+
+func main() {}
+
+// pass is what the Go half answers for a command that is not bpfmap's: the
+// C half then hands it to the kernel (PASS in shim.c).
+const pass = -2
+
+// bpf(2) commands the Go half looks into.
+const (
+	cmdMapCreate   = 0
+	cmdObjPin      = 6
+	cmdObjGet      = 7
+	cmdMapNextID   = 12
+	cmdMapFDByID   = 14
+	cmdInfoByFD    = 15
+	cmdLookupBatch = 24
+	cmdDeleteBatch = 27
+)
+
+// attrMax is the largest attr the kernel reads (PAGE_SIZE); larger ones
+// are E2BIG whoever answers.
+const attrMax = 4096
+
+var ne = binary.NativeEndian
+
+// attr is a zero-extended copy of the head of a bpf_attr: the fields the
+// routing reads.
+type attr [128]byte
+
+func readAttr(p unsafe.Pointer, size uintptr) *attr {
+	var a attr
+	if p != nil {
+		copy(a[:], unsafe.Slice((*byte)(p), min(size, uintptr(len(a)))))
+	}
+	return &a
+}
+
+func (a *attr) u32(off int) uint32 { return ne.Uint32(a[off:]) }
+
+// createMode is $BPFMAP_CREATE: "kernel" sends every MAP_CREATE to the
+// kernel; anything else (the default, "auto") applies the selection rule.
+var createMode = sync.OnceValue(func() string { return os.Getenv("BPFMAP_CREATE") })
+
+//export bpfmapGoBPF
+func bpfmapGoBPF(cmd C.int, p unsafe.Pointer, size C.uint, errOut *C.int) (ret C.long) {
+	// A bad user pointer faults in Go: it becomes EFAULT, as from the
+	// kernel, instead of killing the host program.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			*errOut = C.int(syscall.EFAULT)
+			ret = -1
+		}
+	}()
+	r, err := dispatch(int(cmd), p, uintptr(size))
+	if err != nil {
+		*errOut = C.int(errnoOf(err))
+		return -1
+	}
+	return C.long(r)
+}
+
+// errnoOf maps a bpfmap error to the errno the kernel would return.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	var ue interface{ Errno() error }
+	if errors.As(err, &ue) && errors.As(ue.Errno(), &e) {
+		return e
+	}
+	return syscall.EINVAL
+}
+
+// dispatch runs one bpf(2) command the C half thinks may be bpfmap's, or
+// answers pass.
+func dispatch(cmd int, p unsafe.Pointer, size uintptr) (int, error) {
+	a := readAttr(p, size)
+	switch cmd {
+	case cmdMapCreate:
+		if !wantCreate(a) {
+			return pass, nil
+		}
+		return sys.BPF(cmd, p, size)
+	case cmdObjGet, cmdObjPin:
+		if cmd == cmdObjPin && !sys.IsMapFD(int(int32(a.u32(8)))) {
+			return pass, nil
+		}
+		return pathCommand(cmd, p, size, a)
+	case cmdMapNextID, cmdMapFDByID:
+		return sys.BPF(cmd, p, size)
+	}
+	off := 0
+	if cmd >= cmdLookupBatch && cmd <= cmdDeleteBatch {
+		off = 36
+	}
+	if !sys.IsMapFD(int(int32(a.u32(off)))) {
+		return pass, nil
+	}
+	return sys.BPF(cmd, p, size)
+}
+
+// wantCreate is the selection rule of MAP_CREATE (see doc.go).
+func wantCreate(a *attr) bool {
+	if createMode() == "kernel" {
+		return false
+	}
+	t := uapi.MapType(a.u32(0))
+	if !command.Implemented(t) {
+		return false
+	}
+	const (
+		offFlags     = 16
+		offInnerFD   = 20
+		offIfindex   = 44
+		offBTFFD     = 48
+		offVmlinuxID = 60
+		offValBTFFD  = 72
+		offTokenFD   = 76
+	)
+	if a.u32(offIfindex) != 0 || // offloaded to a device
+		a.u32(offBTFFD) != 0 || a.u32(offVmlinuxID) != 0 || a.u32(offValBTFFD) != 0 || // described by kernel BTF
+		a.u32(offFlags)&uapi.FTokenFD != 0 || a.u32(offTokenFD) != 0 { // a kernel BPF token
+		return false
+	}
+	if t == uapi.MapTypeArrayOfMaps || t == uapi.MapTypeHashOfMaps {
+		// The inner map template decides: user-space outer maps hold
+		// user-space maps only.
+		return sys.IsMapFD(int(int32(a.u32(offInnerFD))))
+	}
+	return true
+}
+
+// pathCommand runs OBJ_PIN or OBJ_GET in bpfmap: a pin of a bpfmap fd
+// always (bpfmap answers EPERM for a target outside its namespaces, as the
+// kernel does outside a bpffs), a get when its path lies in a namespace.
+func pathCommand(cmd int, p unsafe.Pointer, size uintptr, a *attr) (int, error) {
+	const (
+		offFlags  = 12
+		offPathFD = 16
+	)
+	var ptr unsafe.Pointer
+	if size >= 8 && size <= attrMax {
+		ptr = *(*unsafe.Pointer)(p) // attr.pathname
+	}
+	if ptr == nil {
+		if cmd == cmdObjPin {
+			return sys.BPF(cmd, p, size)
+		}
+		return pass, nil
+	}
+	dirfd := -100 // AT_FDCWD
+	if a.u32(offFlags)&uapi.FPathFD != 0 {
+		dirfd = int(int32(a.u32(offPathFD)))
+	}
+	abs, ok := absPath(cString(ptr), dirfd)
+	var rel string
+	in := false
+	if ok {
+		rel, in = nsRelative(abs)
+	}
+	if !in && cmd == cmdObjGet {
+		return pass, nil
+	}
+	if in && dotted(rel) {
+		// bpffs refuses every name with a dot below its root (its
+		// lookup answers EPERM), for pins and gets alike.
+		return -1, syscall.EPERM
+	}
+	return sys.BPF(cmd, p, size)
+}
+
+// dotted reports whether a path relative to a namespace root has a
+// component with a '.' in it.
+func dotted(rel string) bool {
+	for _, c := range strings.Split(rel, "/") {
+		if c != "." && c != ".." && strings.Contains(c, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// cString reads the NUL-terminated string at p (at most PATH_MAX bytes, as
+// the kernel reads a path).
+func cString(p unsafe.Pointer) string {
+	var b []byte
+	for i := 0; i < 4096; i++ {
+		c := *(*byte)(unsafe.Add(p, i))
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// absPath makes name absolute the way the kernel resolves a path: relative
+// to dirfd's directory, or to the working directory for AT_FDCWD.
+func absPath(name string, dirfd int) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name), true
+	}
+	var base string
+	if dirfd == -100 {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", false
+		}
+		base = wd
+	} else {
+		d, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(dirfd))
+		if err != nil || !filepath.IsAbs(d) {
+			return "", false
+		}
+		base = d
+	}
+	return filepath.Join(base, name), true
+}
+
+// nsRelative reports whether the absolute path abs lies below the root of
+// a bpfmap pin namespace (a directory holding .bpfmap/maps) and returns it
+// relative to that root. Symbolic links are followed, in the directories
+// only when the path does not exist.
+func nsRelative(abs string) (string, bool) {
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		dir, e := filepath.EvalSymlinks(filepath.Dir(abs))
+		if e != nil {
+			return "", false
+		}
+		real = filepath.Join(dir, filepath.Base(abs))
+	}
+	root, ok := namespace.Find(real)
+	if !ok {
+		return "", false
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return rel, true
+}
+
+// inNamespace reports whether the absolute path abs is the root of a
+// bpfmap pin namespace or lies below one.
+func inNamespace(abs string) bool {
+	_, ok := nsRelative(filepath.Join(abs, "x"))
+	return ok
+}
+
+// defaultRoot is the default namespace's root, absolute.
+var defaultRoot = sync.OnceValue(func() string {
+	r, err := filepath.Abs(namespace.DefaultRoot())
+	if err != nil {
+		return ""
+	}
+	return r
+})
+
+//export bpfmapGoNameProbe
+func bpfmapGoNameProbe() C.int {
+	if createMode() == "kernel" {
+		return 0
+	}
+	return 1
+}
+
+//export bpfmapGoMmapErrno
+func bpfmapGoMmapErrno(fd C.int) (e C.int) {
+	defer func() {
+		if recover() != nil {
+			e = C.int(syscall.ENODEV)
+		}
+	}()
+	text, ok := sys.FDInfo(int(fd))
+	if !ok {
+		return 0
+	}
+	var typ, flags uint64
+	for _, line := range strings.Split(text, "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "map_type":
+			typ, _ = strconv.ParseUint(v, 10, 32)
+		case "map_flags":
+			flags, _ = strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 32)
+		}
+	}
+	switch uapi.MapType(typ) {
+	case uapi.MapTypeArray:
+		if uint32(flags)&uapi.FMmapable == 0 {
+			return C.int(syscall.EINVAL)
+		}
+		return C.int(syscall.ENODEV)
+	case uapi.MapTypeRingbuf, uapi.MapTypeUserRingbuf:
+		return C.int(syscall.ENODEV)
+	}
+	return C.int(uapi.ENOTSUPP)
+}
+
+//export bpfmapGoForget
+func bpfmapGoForget(fd C.int) {
+	defer func() { _ = recover() }()
+	sys.Forget(int(fd))
+}
+
+//export bpfmapGoDup
+func bpfmapGoDup(oldfd, newfd C.int) (ok C.int) {
+	defer func() {
+		if recover() != nil {
+			ok = 0
+		}
+	}()
+	// sys adopts a descriptor of a map object file on first sight.
+	if sys.IsMapFD(int(newfd)) {
+		return 1
+	}
+	return 0
+}
+
+//export bpfmapGoIsMapFD
+func bpfmapGoIsMapFD(fd C.int) (ok C.int) {
+	defer func() {
+		if recover() != nil {
+			ok = 0
+		}
+	}()
+	if sys.IsMapFD(int(fd)) {
+		return 1
+	}
+	return 0
+}
+
+//export bpfmapGoFDInfo
+func bpfmapGoFDInfo(fd C.int, buf *C.char, n C.int) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = -1
+		}
+	}()
+	s, ok := sys.FDInfo(int(fd))
+	if !ok {
+		return -1
+	}
+	return C.int(copy(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n)), s))
+}
+
+//export bpfmapGoInNamespace
+func bpfmapGoInNamespace(path *C.char) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = 0
+		}
+	}()
+	abs, ok := absPath(C.GoString(path), -100)
+	if ok && inNamespace(abs) {
+		return 1
+	}
+	return 0
+}
+
+//export bpfmapGoMountRoot
+func bpfmapGoMountRoot(buf *C.char, n C.int) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = 0
+		}
+	}()
+	r := defaultRoot()
+	if r == "" || int(n) <= len(r) || !inNamespace(r) {
+		return 0
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	copy(b, r)
+	b[len(r)] = 0
+	return C.int(len(r))
+}
