@@ -289,6 +289,18 @@ func (n *normalizer) id(s string) string {
 
 func (n *normalizer) norm(s string) string {
 	s = strings.ReplaceAll(s, n.w.pin, "PIN")
+	// Map-in-map values are inner map ids: u32 bytes in dumps, in plain
+	// hex or as JSON strings.
+	for id, l := range n.label {
+		v, _ := strconv.ParseUint(id, 10, 32)
+		b := []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}
+		plain := fmt.Sprintf("%02x %02x %02x %02x", b[0], b[1], b[2], b[3])
+		s = strings.ReplaceAll(s, plain, "<"+l+">")
+		for _, sep := range []string{`","`, `", "`} {
+			j := fmt.Sprintf(`"0x%02x`+sep+`0x%02x`+sep+`0x%02x`+sep+`0x%02x"`, b[0], b[1], b[2], b[3])
+			s = strings.ReplaceAll(s, j, "<"+l+">")
+		}
+	}
 	s = reShowID.ReplaceAllStringFunc(s, func(m string) string {
 		return n.id(strings.TrimSuffix(m, ": ")) + ": "
 	})

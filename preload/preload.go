@@ -329,6 +329,21 @@ func bpfmapGoMmapErrno(fd C.int) (e C.int) {
 	return C.int(uapi.ENOTSUPP)
 }
 
+//export bpfmapGoClose
+func bpfmapGoClose(fd C.int, errOut *C.int) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			*errOut = C.int(syscall.EIO)
+			ret = -1
+		}
+	}()
+	if err := sys.Close(int(fd)); err != nil {
+		*errOut = C.int(errnoOf(err))
+		return -1
+	}
+	return 0
+}
+
 //export bpfmapGoForget
 func bpfmapGoForget(fd C.int) {
 	defer func() { _ = recover() }()

@@ -73,6 +73,21 @@ func bpftoolSteps(tag string) []step {
 		{args: "map delete pinned {P}/a key 1 0 0 0"},
 		{args: "map lookup pinned {P}/a key 4 0 0 0"},
 		{args: "map getnext pinned {P}/a key 3 0 0 0"},
+		{args: "map show pinned {P}/a"},
+
+		{args: "map create {P}/mim type array_of_maps key 4 value 4 entries 2 name " + n("mim") + " inner_map pinned {P}/a"},
+		{args: "map show pinned {P}/mim"},
+		{args: "map update pinned {P}/mim key 0 0 0 0 value pinned {P}/a"},
+		{args: "map update pinned {P}/mim key 1 0 0 0 value pinned {P}/h"},
+		{args: "map dump pinned {P}/mim"},
+		{args: "-j map lookup pinned {P}/mim key 0 0 0 0"},
+		{args: "map delete pinned {P}/mim key 0 0 0 0"},
+		{args: "map lookup pinned {P}/mim key 0 0 0 0"},
+		{args: "map create {P}/hom type hash_of_maps key 4 value 4 entries 2 name " + n("hom") + " inner_map pinned {P}/a flags 0x40"},
+		{args: "map update pinned {P}/hom key 5 0 0 0 value pinned {P}/a"},
+		{args: "map update pinned {P}/hom key 6 0 0 0 value pinned {P}/a noexist"},
+		{args: "map dump pinned {P}/hom"},
+		{args: "-p map dump pinned {P}/hom"},
 
 		{args: "map create {P}/pa type percpu_array key 4 value 4 entries 2 name " + n("pa")},
 		{args: "map update pinned {P}/pa key 0 0 0 0 value 1 2 3 4"},
@@ -117,6 +132,10 @@ func bpftoolSteps(tag string) []step {
 		{args: "map freeze pinned {P}/s"},
 		{args: "map push pinned {P}/s value 1 0 0 0"},
 
+		{args: "map create {P}/bl type bloom_filter key 0 value 4 entries 16 name " + n("bl")},
+		{args: "map push pinned {P}/bl value 1 0 0 0"},
+		{args: "map peek pinned {P}/bl"},
+		{args: "map show pinned {P}/bl"},
 		{args: "map create {P}/rb type ringbuf key 0 value 0 entries 4096 name " + n("rb")},
 		{args: "map show pinned {P}/rb"},
 		{args: "map create {P}/bad type hash key 4 value 8 entries 0 name " + n("bad")},
@@ -249,6 +268,11 @@ func TestBpftoolKernelMaps(t *testing.T) {
 
 // cc compiles the libbpf test program.
 func cc(t *testing.T) string {
+	return ccProg(t, "libbpfprog")
+}
+
+// ccProg compiles testdata/<name>.c with libbpf.
+func ccProg(t *testing.T, name string) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	need(t, err == nil, "gcc not installed")
@@ -260,15 +284,15 @@ func cc(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	out := filepath.Join(dir, "libbpfprog")
-	args := []string{"-O1", "-Wall", "-o", out, "testdata/libbpfprog.c"}
+	out := filepath.Join(dir, name)
+	args := []string{"-O1", "-Wall", "-pthread", "-o", out, "testdata/" + name + ".c"}
 	if pc, err := exec.Command("pkg-config", "--cflags", "--libs", "libbpf").Output(); err == nil {
 		args = append(args, strings.Fields(string(pc))...)
 	} else {
 		args = append(args, "-lbpf")
 	}
 	b, err := exec.Command(gcc, args...).CombinedOutput()
-	need(t, err == nil, "cannot build testdata/libbpfprog.c with libbpf: %v\n%s", err, b)
+	need(t, err == nil, "cannot build testdata/%s.c with libbpf: %v\n%s", name, err, b)
 	return out
 }
 
@@ -308,5 +332,39 @@ func TestLibbpfProgramNobody(t *testing.T) {
 	}
 	if kr != ur {
 		t.Errorf("libbpf program output differs\n=== kernel (root)\n%s=== bpfmap (nobody)\n%s", kr, ur)
+	}
+}
+
+// TestThreads runs threads that create, use and close user-space maps
+// while the numbers of closed map fds are reused by ordinary files at
+// once, next to a kernel map (when the kernel is available). Closing a
+// map's last fd frees it, as in the kernel: no map object is left.
+func TestThreads(t *testing.T) {
+	prog := ccProg(t, "stress")
+	user := userWorld(t)
+	args := []string{prog}
+	if tool, err := exec.LookPath("bpftool"); err == nil && os.Geteuid() == 0 {
+		kernel := kernelWorld(t)
+		pin := filepath.Join(kernel.pin, "k")
+		for _, a := range [][]string{
+			{"map", "create", pin, "type", "hash", "key", "4", "value", "4", "entries", "4", "name", "k" + sfx},
+			{"map", "update", "pinned", pin, "key", "1", "0", "0", "0", "value", "1", "0", "0", "0"},
+		} {
+			if r := kernel.run(t, append([]string{tool}, a...)...); r.code != 0 {
+				t.Fatalf("bpftool %v: %s", a, r)
+			}
+		}
+		args = append(args, pin)
+	}
+	if r := user.run(t, args...); r.code != 0 {
+		t.Fatalf("stress under preload: %s", r)
+	}
+	maps := filepath.Join(filepath.Dir(user.pin), ".bpfmap", "maps")
+	left, err := os.ReadDir(maps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d map objects left in %s after every fd was closed", len(left), maps)
 	}
 }

@@ -203,6 +203,8 @@ static void forget(int fd)
 	}
 }
 
+static int close_map(int fd, int *r);
+
 // ---- bpf(2) ----
 
 #define PASS (-2)
@@ -349,7 +351,9 @@ long syscall(long nr, ...)
 	if (nr == SYS_bpf)
 		return bpfmap_bpf((int)a, (void *)b, (unsigned int)c);
 	if (nr == SYS_close) {
-		forget((int)a);
+		int r;
+		if (close_map((int)a, &r))
+			return r;
 	} else if ((nr == SYS_dup2 || nr == SYS_dup3) && a != b) {
 		forget((int)b);
 	}
@@ -358,9 +362,25 @@ long syscall(long nr, ...)
 
 // ---- close and dup ----
 
+// close_map closes a bpfmap fd through sys, which releases the map after
+// the descriptor (so that an unpinned map dies with its last fd, as a
+// kernel map does). It returns 1 when it closed fd (*r is close's result).
+static int close_map(int fd, int *r)
+{
+	if (!unmark(fd) || !go_ok())
+		return 0;
+	int err = 0;
+	*r = bpfmapGoClose(fd, &err);
+	if (*r < 0)
+		errno = err;
+	return 1;
+}
+
 int close(int fd)
 {
-	forget(fd);
+	int r;
+	if (close_map(fd, &r))
+		return r;
 	close_fn fn = REAL(close)();
 	if (!fn) {
 		errno = ENOSYS;

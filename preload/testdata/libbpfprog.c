@@ -10,6 +10,9 @@
 
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +72,32 @@ static void info(const char *what, int fd)
 	       mi.map_flags, mi.name, len);
 }
 
+// fdinfo prints /proc/self/fdinfo/<fd> without the lines that name
+// numbers of this run (mnt_id, ino, map_id) and memlock, and the fd's link.
+static void fdinfo(const char *what, int fd)
+{
+	char path[64], line[256], link[256];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		printf("%s: fopen: %s\n", what, ename(errno));
+		return;
+	}
+	printf("%s:", what);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "mnt_id:", 7) || !strncmp(line, "ino:", 4) ||
+		    !strncmp(line, "map_id:", 7) || !strncmp(line, "memlock:", 8))
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		printf(" [%s]", line);
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	link[n < 0 ? 0 : n] = 0;
+	printf(" link %s\n", link);
+}
+
 static unsigned map_id(int fd)
 {
 	struct bpf_map_info mi;
@@ -96,6 +125,7 @@ int main(int argc, char **argv)
 	if (res("create hash", fd) < 0)
 		return 1;
 	info("info hash", fd);
+	fdinfo("fdinfo hash", fd);
 	for (unsigned k = 1; k <= 20; k++) {
 		unsigned long long v = (unsigned long long)k * 1000 + 7;
 		if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) < 0) {
@@ -207,6 +237,32 @@ int main(int argc, char **argv)
 		close(fd3);
 	}
 
+	// Duplicates are the same map.
+	int d1 = dup(fd2), d2 = fcntl(fd2, F_DUPFD_CLOEXEC, 100);
+	printf("dup same id: %s, fcntl dup same id: %s, fcntl dup >= 100: %s\n",
+	       map_id(d1) == id ? "yes" : "no", map_id(d2) == id ? "yes" : "no", d2 >= 100 ? "yes" : "no");
+	close(fd2);
+	k = 20;
+	v = 0;
+	res("lookup 20 via dup", bpf_map_lookup_elem(d1, &k, &v));
+	printf("value of 20: %llu\n", v);
+	close(d1);
+	fd2 = d2;
+
+	// mmap of a hash map fd.
+	void *mem = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd2, 0);
+	printf("mmap hash: %s\n", mem == MAP_FAILED ? ename(errno) : "OK");
+
+	// A child of fork() closes its copy of a map fd and exits.
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fd2);
+		_exit(7);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	printf("forked child: exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
 	// An array and its errors.
 	int afd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "prog_array", 4, 4, 4, NULL);
 	if (res("create array", afd) < 0)
@@ -223,14 +279,23 @@ int main(int argc, char **argv)
 	k = 3;
 	res("array lookup 3", bpf_map_lookup_elem(afd, &k, &av));
 	printf("array[3] = %u\n", av);
+	mem = mmap(NULL, 4096, PROT_READ, MAP_SHARED, afd, 0);
+	printf("mmap array without BPF_F_MMAPABLE: %s\n", mem == MAP_FAILED ? ename(errno) : "OK");
 	res("freeze array", bpf_map_freeze(afd));
 	res("update frozen array", bpf_map_update_elem(afd, &k, &av, BPF_ANY));
 	res("freeze again", bpf_map_freeze(afd));
 	info("info array", afd);
+	fdinfo("fdinfo frozen array", afd);
 	close(afd);
 
 	// A queue.
+	LIBBPF_OPTS(bpf_map_create_opts, ro, .map_flags = BPF_F_RDONLY);
 	int qfd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "prog_queue", 0, 4, 3, NULL);
+	int rofd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "prog_ro", 4, 4, 1, &ro);
+	fdinfo("fdinfo read-only array", rofd);
+	k = 0;
+	res("update read-only fd", bpf_map_update_elem(rofd, &k, &av, BPF_ANY));
+	close(rofd);
 	if (res("create queue", qfd) < 0)
 		return 1;
 	for (unsigned i = 10; i < 14; i++)
