@@ -50,6 +50,8 @@ func BPF(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 
 func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 	// The envelope (bpf_check_uarg_tail_zero, then the copy of the attr).
+	// The kernel's size argument is an unsigned int.
+	size = uintptr(uint32(size))
 	if size > PageSize {
 		return 0, errE2BIG
 	}

@@ -16,7 +16,13 @@ func TestMain(m *testing.M) {
 		os.Exit(child(role))
 	}
 	if os.Getenv("BPFMAP_SYS_KEEP_ROOT") == "" {
-		root, err := os.MkdirTemp("", "bpfmap-sys-test-")
+		// tmpfs, where the default namespace lives too: creating map
+		// objects on a disk file system costs a journal write each.
+		dir := ""
+		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+			dir = "/dev/shm"
+		}
+		root, err := os.MkdirTemp(dir, "bpfmap-sys-test-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 	if _, e = s.do(sys.BPF_MAP_UPDATE_ELEM, elemAttr(t, fd2, key, val, 0)); e.Error() != "operation not permitted" {
 		t.Fatalf("update through a read-only fd: %v", e)
 	}
-	ida := idAttr(t, 0, 0, 0)
+	ida := idAttr(t, mi.ID-1, 0, 0)
 	if _, e = s.do(sys.BPF_MAP_GET_NEXT_ID, ida); e != 0 || ne.Uint32(ida[4:]) != mi.ID {
 		t.Fatalf("next id %v %d want %d", e, ne.Uint32(ida[4:]), mi.ID)
 	}

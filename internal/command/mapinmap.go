@@ -391,6 +391,9 @@ func (m *Map) lookupAndDeleteBatchInner(b *Batch) error {
 		m.setIntent()
 	}
 	err := m.bucketBatch(b, true)
+	if err == uapi.EINVAL {
+		return err // refused before anything was deleted (count untouched)
+	}
 	if err == uapi.EFAULT {
 		// Elements may have been deleted without being copied out.
 		if m.obj != nil {
