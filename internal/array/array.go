@@ -61,8 +61,9 @@ type family struct{}
 const createMask = uapi.FNumaNode | uapi.FMmapable | uapi.FAllAccessFlags |
 	uapi.FPreserveElems | uapi.FInnerMap
 
-// kernelArraySize approximates sizeof(struct bpf_array) for memlock.
-const kernelArraySize = 384
+// kernelArraySize is sizeof(struct bpf_array) on 64-bit 6.18 kernels (the
+// vmlinux BTF's size), the fixed part of array_map_mem_usage.
+const kernelArraySize = 312
 
 func percpu(a *mapops.Attr) bool { return a.Type == uapi.MapTypePercpuArray }
 
@@ -123,18 +124,24 @@ func geometryOf(a *mapops.Attr) geometry {
 	return g
 }
 
-// Layout sizes the region; memlock follows array_map_mem_usage.
+// Layout sizes the region; memlock is the kernel's array_map_mem_usage:
+// sizeof(struct bpf_array) plus max_entries × elem_size (round_up(value_size,
+// 8)) for ARRAY (and ARRAY_OF_MAPS, whose value_size is 4); for a
+// BPF_F_MMAPABLE array both parts rounded up to pages; for PERCPU_ARRAY
+// max_entries per-CPU pointers plus elem_size per element on every
+// possible CPU (the map's modelled PossibleCPUs).
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	g := geometryOf(a)
 	n := uint64(a.MaxEntries)
+	elem := mapops.RoundUp8(a.ValueSize) // array->elem_size
 	var memlock uint64 = kernelArraySize
 	switch {
 	case percpu(a):
-		memlock += n*8 + n*mapops.RoundUp8(a.ValueSize)*uint64(a.PossibleCPUs)
+		memlock += n*8 + n*elem*uint64(a.PossibleCPUs)
 	case a.Flags&uapi.FMmapable != 0:
-		memlock = (memlock+uapi.PageSize-1)&^(uapi.PageSize-1) + g.valSize
+		memlock = pageUp(memlock) + pageUp(n*elem)
 	default:
-		memlock += n * g.stride
+		memlock += n * elem
 	}
 	return mapops.Layout{
 		BodySize:   g.undoOff + uint64(g.undoN)*g.undoRec - region.HeaderSize,
@@ -142,6 +149,9 @@ func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 		Memlock:    memlock,
 	}, nil
 }
+
+// pageUp is PAGE_ALIGN.
+func pageUp(n uint64) uint64 { return (n + uapi.PageSize - 1) &^ (uapi.PageSize - 1) }
 
 // Traits: arrays support the generic lookup and update batches only.
 func (family) Traits(a *mapops.Attr) mapops.Traits {

@@ -27,6 +27,12 @@ type Info struct {
 	Readable, Writable bool
 }
 
+// liveMemlocker is implemented by maps whose memlock figure changes with
+// their contents, as the kernel's map_mem_usage does for hash maps without
+// preallocation and LPM tries: Info asks them instead of reporting the
+// figure Layout gave at creation.
+type liveMemlocker interface{ Memlock() uint64 }
+
 // Info is BPF_OBJ_GET_INFO_BY_FD; a closed handle is EBADFD, as the kernel
 // answers for an fd that is not open.
 func (h *Handle) Info() (Info, error) {
@@ -34,10 +40,14 @@ func (h *Handle) Info() (Info, error) {
 		return Info{}, uapi.EBADFD
 	}
 	m := h.m
+	memlock := m.memlock
+	if l, ok := m.ops.(liveMemlocker); ok {
+		memlock = l.Memlock()
+	}
 	return Info{
 		Type: m.typ, ID: m.id, KeySize: m.keySize, ValueSize: m.valSize,
 		MaxEntries: m.maxEnt, MapFlags: m.flags, Name: m.name, MapExtra: m.extra,
-		Frozen: atomic.LoadUint32(m.frozen) != 0, Memlock: m.memlock,
+		Frozen: atomic.LoadUint32(m.frozen) != 0, Memlock: memlock,
 		PossibleCPUs: m.ncpu, Readable: h.read, Writable: h.write,
 		Footprint: uint64(m.r.Len()),
 	}, nil

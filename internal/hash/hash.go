@@ -114,10 +114,21 @@ const (
 	elemHdr = 12
 
 	// kernelElemHdr is sizeof(struct htab_elem) on 64-bit kernels, which
-	// bounds key+value (E2BIG) and enters the memlock estimate.
+	// bounds key+value (E2BIG) and enters the memlock figure.
 	kernelElemHdr = 48
-	// kernelHtabSize approximates sizeof(struct bpf_htab) for memlock.
-	kernelHtabSize = 704
+	// kernelHtabSize is sizeof(struct bpf_htab) on 64-bit 6.18 kernels (the
+	// vmlinux BTF's size), the fixed part of htab_map_mem_usage.
+	kernelHtabSize = 832
+	// kernelBucketSize is sizeof(struct bucket): a nulls list head and the
+	// bucket's lock.
+	kernelBucketSize = 16
+	// kernelLockCount is HASHTAB_MAP_LOCK_COUNT: htab_map_mem_usage still
+	// counts that many ints per possible CPU.
+	kernelLockCount = 8
+	// kernelLlistNode is sizeof(struct llist_node), which
+	// htab_map_mem_usage adds per element of a map without preallocation
+	// (twice for per-CPU maps, with the per-CPU pointer).
+	kernelLlistNode = 8
 )
 
 // createMask is the set of map_flags a hash map accepts (HTAB_CREATE_FLAG_MASK).
@@ -228,30 +239,13 @@ func geometryOf(a *mapops.Attr) (geometry, error) {
 	return g, nil
 }
 
-// Layout sizes the region and reports the kernel's memlock estimate for a
-// preallocated map of the same shape.
+// Layout sizes the region and reports the kernel's memlock figure for the
+// new map (for a map without preallocation, the empty map's: Map.Memlock
+// follows its elements).
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	g, err := geometryOf(a)
 	if err != nil {
 		return mapops.Layout{}, err
-	}
-	ncpu := uint64(a.PossibleCPUs)
-	kElem := kernelElemHdr + mapops.RoundUp8(a.KeySize)
-	if percpu(a.Type) {
-		kElem += 8
-	} else {
-		kElem += mapops.RoundUp8(a.ValueSize)
-	}
-	entries := uint64(g.maxEnt)
-	extra := !percpu(a.Type) && !lru(a.Type)
-	if extra {
-		entries += ncpu // the kernel's extra elements for in-place replacement
-	}
-	memlock := kernelHtabSize + 16*uint64(g.nBuckets) + kElem*entries
-	if percpu(a.Type) {
-		memlock += mapops.RoundUp8(a.ValueSize) * ncpu * entries
-	} else if extra {
-		memlock += 8 * ncpu
 	}
 	body := g.overOff - region.HeaderSize + g.pool*g.slotSize
 	if lru(a.Type) {
@@ -260,8 +254,59 @@ func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	return mapops.Layout{
 		BodySize:   body,
 		MaxEntries: g.maxEnt,
-		Memlock:    memlock,
+		Memlock:    memUsage(a, g, 0),
 	}, nil
+}
+
+// extraElems reports whether the kernel preallocates one extra element per
+// possible CPU for in-place replacement (htab_has_extra_elems): HASH maps
+// only, not per-CPU, LRU or HASH_OF_MAPS ones.
+func extraElems(t uapi.MapType) bool {
+	return !percpu(t) && !lru(t) && t != uapi.MapTypeHashOfMaps
+}
+
+// memUsage is the kernel's htab_map_mem_usage for a map of shape a (g its
+// geometry) holding live elements; live counts only for maps without
+// preallocation, whose figure follows the elements the kernel allocated.
+// Every per-CPU factor is the map's modelled possible CPUs.
+func memUsage(a *mapops.Attr, g geometry, live uint64) uint64 {
+	ncpu := uint64(a.PossibleCPUs) // num_possible_cpus()
+	val := mapops.RoundUp8(a.ValueSize)
+	// htab->elem_size: the element header, the rounded key, and the
+	// rounded value or, for per-CPU maps, the per-CPU pointer.
+	elem := kernelElemHdr + mapops.RoundUp8(a.KeySize)
+	if percpu(a.Type) {
+		elem += 8
+	} else {
+		elem += val
+	}
+	// sizeof(struct bpf_htab), the bucket array, and the per-CPU lock
+	// counters (sizeof(int) × possible CPUs × HASHTAB_MAP_LOCK_COUNT).
+	usage := kernelHtabSize + kernelBucketSize*uint64(g.nBuckets) + 4*ncpu*kernelLockCount
+	if a.Flags&uapi.FNoPrealloc == 0 {
+		// Preallocated: max_entries elements (after BPF_F_NO_COMMON_LRU's
+		// rounding), plus one per possible CPU where htab_has_extra_elems.
+		n := uint64(g.maxEnt)
+		if extraElems(a.Type) {
+			n += ncpu
+		}
+		usage += elem * n
+		switch {
+		case percpu(a.Type):
+			usage += val * ncpu * n // each element's per-CPU value
+		case !lru(a.Type):
+			usage += 8 * ncpu // the per-CPU extra_elems pointer
+		}
+		return usage
+	}
+	// Allocated on demand: each live element with its llist_node; per-CPU
+	// maps add another llist_node and pointer (the per-CPU value's
+	// allocation) and the value on every possible CPU.
+	usage += (elem + kernelLlistNode) * live
+	if percpu(a.Type) {
+		usage += (kernelLlistNode+8)*live + val*ncpu*live
+	}
+	return usage
 }
 
 // Traits: hash maps use the bucket batch for lookups and the generic one for
@@ -310,6 +355,8 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 		m.max = g.maxEnt
 		m.lru = newLRU(m, a)
 	}
+	m.memBase = memUsage(a, g, 0)
+	m.memElem = memUsage(a, g, 1) - m.memBase
 	return m, nil
 }
 
@@ -330,6 +377,9 @@ type Map struct {
 	count    *uint32
 	free     *uint64
 	fresh    *uint32
+	// memBase and memElem give Memlock: the kernel's figure for the empty
+	// map and what each live element adds (0 when preallocated).
+	memBase, memElem uint64
 }
 
 // hash is the kernel's htab_map_hash.
@@ -979,6 +1029,16 @@ func (l *lruState) crashPoint() {
 
 // Count is the number of elements in the map.
 func (m *Map) Count() uint32 { return atomic.LoadUint32(m.count) }
+
+// Memlock is the kernel's memory-usage figure (htab_map_mem_usage) for the
+// map as it is now: fixed for preallocated maps, following the element
+// count for BPF_F_NO_PREALLOC ones.
+func (m *Map) Memlock() uint64 {
+	if m.memElem == 0 {
+		return m.memBase
+	}
+	return m.memBase + m.memElem*uint64(m.Count())
+}
 
 // Close releases nothing beyond the region, which the command layer owns.
 func (m *Map) Close() error { return nil }

@@ -268,8 +268,20 @@ func arenaLimit() uint64 {
 	return lim
 }
 
+// kernelNodeSize is sizeof(struct lpm_trie_node) on 64-bit kernels (the
+// 6.18 vmlinux BTF's size): two child pointers, prefixlen and flags.
+const kernelNodeSize = 24
+
+// memPerEntry is what each entry adds to the kernel's trie_mem_usage:
+// sizeof(struct lpm_trie_node) + data_size (key_size - 4) + value_size.
+// Intermediate nodes are not counted, only entries (n_entries).
+func memPerEntry(a *mapops.Attr) uint64 {
+	return kernelNodeSize + uint64(a.KeySize) - 4 + uint64(a.ValueSize)
+}
+
 // Layout sizes the region. Memlock is the kernel's trie_mem_usage of the
-// new, empty map: (node + data + value) × n_entries = 0.
+// new, empty map: memPerEntry × n_entries = 0 (Map.Memlock follows the
+// entries).
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	g := geometryOf(a)
 	return mapops.Layout{
@@ -316,6 +328,7 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 		rootOff: h + hdrRoot,
 		bump:    r.Uint64(h + hdrBump),
 		freeOff: h + hdrFree,
+		memElem: memPerEntry(a),
 	}
 	return m, nil
 }
@@ -336,6 +349,7 @@ type Map struct {
 	rootOff uint64
 	bump    *uint64
 	freeOff uint64
+	memElem uint64 // memPerEntry
 }
 
 // ArenaInUse is the number of region bytes the map's structure occupies:
@@ -1336,6 +1350,10 @@ func (m *Map) Delete(key []byte) error {
 
 // Count is the number of entries.
 func (m *Map) Count() uint32 { return atomic.LoadUint32(m.count) }
+
+// Memlock is the kernel's memory-usage figure (trie_mem_usage) for the map
+// as it is now: memPerEntry for each entry.
+func (m *Map) Memlock() uint64 { return m.memElem * uint64(m.Count()) }
 
 // Close releases nothing beyond the region, which the command layer frees
 // whole: deleting a map of any size is O(1) here.

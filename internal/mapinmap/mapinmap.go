@@ -57,8 +57,10 @@ func (family) Check(a *mapops.Attr) error {
 
 // Layout sizes the body: max_entries u32 slots after a page for arrays,
 // the hash family's table for hashes. Memlock is the ARRAY's or HASH's
-// figure for the same attributes (the kernel's slots hold 8-byte pointers
-// in the same value stride).
+// figure for the same attributes, as the kernel's array_map_mem_usage and
+// htab_map_mem_usage give it (value_size 4 rounds to the 8-byte pointer
+// the kernel's slots hold; a HASH_OF_MAPS has no extra elements, which
+// the hash family accounts for).
 func (family) Layout(a *mapops.Attr) (mapops.Layout, error) {
 	if a.Type == uapi.MapTypeArrayOfMaps {
 		l, err := array.Family.Layout(a)
@@ -181,6 +183,10 @@ func (m *Hash) NumBuckets() uint32 { return m.Ops.(mapops.BucketBatcher).NumBuck
 func (m *Hash) CopyBucket(b uint32, keys, values []byte, room uint32, del bool) (uint32, bool) {
 	return m.Ops.(mapops.BucketBatcher).CopyBucket(b, keys, values, room, del)
 }
+
+// Memlock is the hash table's current memlock figure (Map.Memlock of
+// internal/hash: it follows the element count without preallocation).
+func (m *Hash) Memlock() uint64 { return m.Ops.(*hash.Map).Memlock() }
 
 // Repair restores the hash table after a process died inside an
 // operation on it.
