@@ -23,7 +23,8 @@
 //
 // # The envelope
 //
-// As the kernel's: size > 4096 is E2BIG; bytes beyond sizeof(union
+// As the kernel's: size is an unsigned int (the upper bits of a larger
+// value are dropped); size > 4096 is E2BIG; bytes beyond sizeof(union
 // bpf_attr) (168 in 6.18) must be zero (E2BIG); a shorter attr is
 // zero-extended; a non-NULL size with a NULL attr is EFAULT, a NULL attr
 // with size 0 an all-zero attr; a non-zero byte after the command's last
@@ -101,8 +102,15 @@
 //     fd; a kernel map fd is EINVAL (not a map of ours).
 //   - A map whose last fd was closed with plain close(2) (not Close) stays
 //     visible to other processes until this process next notices (above).
-//   - Info reports no netns/ifindex/BTF and fdinfo's pos, flags, mnt_id and
-//     ino are those of the object file.
+//   - OBJ_GET of a file inside a namespace that is not one of its map
+//     objects (a copy of a pin, a stray file) is EINVAL, the command
+//     layer's answer; a bpffs holds no such files.
+//   - BPF_OBJ_GET_INFO_BY_FD fills what the kernel fills for a map without
+//     BTF or device (bytes it leaves alone keep the caller's input, as in
+//     the kernel); the map hash (info.hash, hash_size 32) is the SHA-256
+//     of a frozen ARRAY's values, as the kernel's. fdinfo's pos, flags,
+//     mnt_id and ino are the object file's (flags with only the bits a
+//     kernel map file can have).
 //   - Off Linux, BPF returns ENOSYS: file descriptors need the Linux
 //     namespace; Go programs use the bpfmap package's API there.
 package sys
