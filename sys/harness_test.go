@@ -313,10 +313,6 @@ func (s *side) fdinfo(fd int) string {
 		switch k {
 		case "mnt_id", "ino", "map_id":
 			continue
-		case "memlock":
-			// The families' memory estimates are not the kernel's
-			// (TestMemlock logs both).
-			continue
 		}
 		keep = append(keep, l)
 	}
