@@ -106,10 +106,14 @@
 //     (its other threads are gone): there the library passes everything to
 //     the kernel, so user-space map fds are not maps in the child. After
 //     exec the library loads afresh and inherited map fds work again.
-//   - An invalid non-NULL attr pointer, which the kernel answers with
-//     EFAULT, becomes EFAULT when Go reads it, but crashes the program when
-//     the C routing reads the map fd out of it (only while some bpfmap fd is
-//     open).
+//   - Bad pointers: an invalid attr pointer or pathname becomes EFAULT, as
+//     from the kernel, where the library reads it in Go; the C routing
+//     reading a map fd out of an invalid attr (only while some bpfmap fd is
+//     open), and sys reading an invalid key, value or batch buffer, end
+//     the program instead (sys may hold a map's lock at that point; a dead
+//     process's locks are repaired, a recovered panic's would stay held).
+//     A Go panic in sys on the bpf(2) path likewise ends the program with
+//     a traceback.
 //   - The synthetic fdinfo and /proc/self/fd link are served to callers
 //     that go through libc's open/fopen/readlink; a program reading /proc
 //     by other means sees the map's object file.

@@ -67,22 +67,29 @@ func (a *attr) u32(off int) uint32 { return ne.Uint32(a[off:]) }
 var createMode = sync.OnceValue(func() string { return os.Getenv("BPFMAP_CREATE") })
 
 //export bpfmapGoBPF
-func bpfmapGoBPF(cmd C.int, p unsafe.Pointer, size C.uint, errOut *C.int) (ret C.long) {
-	// A bad user pointer faults in Go: it becomes EFAULT, as from the
-	// kernel, instead of killing the host program.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if recover() != nil {
-			*errOut = C.int(syscall.EFAULT)
-			ret = -1
-		}
-	}()
+func bpfmapGoBPF(cmd C.int, p unsafe.Pointer, size C.uint, errOut *C.int) C.long {
 	r, err := dispatch(int(cmd), p, uintptr(size))
 	if err != nil {
 		*errOut = C.int(errnoOf(err))
 		return -1
 	}
 	return C.long(r)
+}
+
+// guarded runs read, which reads memory at addresses the caller of bpf(2)
+// gave, and turns a fault into EFAULT, the kernel's answer. Only the
+// library's own reads are guarded this way: sys may fault while it holds
+// a map's lock, and recovering there would leave the lock held, so a bad
+// pointer that reaches sys ends the process, as sys documents.
+func guarded(read func()) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			err = syscall.EFAULT
+		}
+	}()
+	read()
+	return nil
 }
 
 // errnoOf maps a bpfmap error to the errno the kernel would return.
@@ -101,7 +108,10 @@ func errnoOf(err error) syscall.Errno {
 // dispatch runs one bpf(2) command the C half thinks may be bpfmap's, or
 // answers pass.
 func dispatch(cmd int, p unsafe.Pointer, size uintptr) (int, error) {
-	a := readAttr(p, size)
+	var a *attr
+	if err := guarded(func() { a = readAttr(p, size) }); err != nil {
+		return -1, err
+	}
 	switch cmd {
 	case cmdMapCreate:
 		if !wantCreate(a) {
@@ -179,7 +189,11 @@ func pathCommand(cmd int, p unsafe.Pointer, size uintptr, a *attr) (int, error) 
 	if a.u32(offFlags)&uapi.FPathFD != 0 {
 		dirfd = int(int32(a.u32(offPathFD)))
 	}
-	abs, ok := absPath(cString(ptr), dirfd)
+	var name string
+	if err := guarded(func() { name = cString(ptr) }); err != nil {
+		return -1, err
+	}
+	abs, ok := absPath(name, dirfd)
 	var rel string
 	in := false
 	if ok {
@@ -330,13 +344,7 @@ func bpfmapGoMmapErrno(fd C.int) (e C.int) {
 }
 
 //export bpfmapGoClose
-func bpfmapGoClose(fd C.int, errOut *C.int) (ret C.int) {
-	defer func() {
-		if recover() != nil {
-			*errOut = C.int(syscall.EIO)
-			ret = -1
-		}
-	}()
+func bpfmapGoClose(fd C.int, errOut *C.int) C.int {
 	if err := sys.Close(int(fd)); err != nil {
 		*errOut = C.int(errnoOf(err))
 		return -1
@@ -346,7 +354,6 @@ func bpfmapGoClose(fd C.int, errOut *C.int) (ret C.int) {
 
 //export bpfmapGoForget
 func bpfmapGoForget(fd C.int) {
-	defer func() { _ = recover() }()
 	sys.Forget(int(fd))
 }
 
