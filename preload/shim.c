@@ -1,3 +1,5 @@
+//go:build linux
+
 // C half of the preload library: the libc entry points a libbpf tool goes
 // through, interposed. Everything not addressed to bpfmap is forwarded to
 // the next definition (libc) unchanged; see doc.go for the routing rules.
