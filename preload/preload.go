@@ -132,10 +132,19 @@ func dispatch(cmd int, p unsafe.Pointer, size uintptr) (int, error) {
 	if cmd >= cmdLookupBatch && cmd <= cmdDeleteBatch {
 		off = 36
 	}
-	if !sys.IsMapFD(int(int32(a.u32(off)))) {
-		return pass, nil
+	// The fd's bit says it was a bpfmap fd; sys checks that it still is
+	// (one fstat). Only when sys refuses the fd the way it refuses one
+	// that is not its own — then nothing has happened — is the bit asked
+	// about again: a stale one (the fd was closed behind the library's
+	// back and its number reused) sends the command to the kernel.
+	r, err := sys.BPF(cmd, p, size)
+	if err != nil {
+		if e := errnoOf(err); (e == syscall.EINVAL || e == syscall.EBADF || e == uapi.EBADFD) &&
+			!sys.IsMapFD(int(int32(a.u32(off)))) {
+			return pass, nil
+		}
 	}
-	return sys.BPF(cmd, p, size)
+	return r, err
 }
 
 // wantCreate is the selection rule of MAP_CREATE (see doc.go).

@@ -8,6 +8,7 @@
 //   zero: create the hash map with BPF_F_ZERO_SEED (needs CAP_SYS_ADMIN) and
 //         print hash iteration in its own order; otherwise keys are sorted.
 
+#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -306,6 +307,17 @@ int main(int argc, char **argv)
 		printf("pop: %s %u\n", ename(r < 0 ? -r : 0), r < 0 ? 0 : qv);
 	}
 	close(qfd);
+
+	// A map fd closed behind libc's close() (close_range), its number
+	// reused by an ordinary file at once: that fd is no map.
+	int sfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "prog_stale", 4, 4, 1, NULL);
+	close_range(sfd, sfd, 0);
+	int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	printf("number reused: %s\n", nfd == sfd ? "yes" : "no");
+	k = 0;
+	res("lookup on the reused number", bpf_map_lookup_elem(nfd, &k, &av));
+	info("info on the reused number", nfd);
+	close(nfd);
 
 	// Errors on descriptors.
 	res("lookup on closed fd", bpf_map_lookup_elem(qfd, &k, &av));
