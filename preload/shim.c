@@ -356,9 +356,14 @@ long syscall(long nr, ...)
 		int r;
 		if (close_map((int)a, &r))
 			return r;
-	} else if ((nr == SYS_dup2 || nr == SYS_dup3) && a != b) {
+	} else if (nr == SYS_dup3 && a != b) {
 		forget((int)b);
 	}
+#ifdef SYS_dup2
+	else if (nr == SYS_dup2 && a != b) {
+		forget((int)b);
+	}
+#endif
 	return raw6(nr, a, b, c, d, e, f);
 }
 
@@ -658,11 +663,9 @@ ssize_t readlink(const char *path, char *buf, size_t bufsiz)
 
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t bufsiz)
 {
-	if (path && path[0] == '/') {
-		ssize_t r = fd_link(path, buf, bufsiz);
-		if (r != -2)
-			return r;
-	}
+	ssize_t r = fd_link(path, buf, bufsiz); // absolute /proc paths only
+	if (r != -2)
+		return r;
 	return REAL(readlinkat)()(dirfd, path, buf, bufsiz);
 }
 
