@@ -85,7 +85,7 @@
 //     answers with a descriptor of /dev/null that libbpf closes at once:
 //     user-space maps keep their names without root.
 //   - bpffs refuses names with a '.' below its root (EPERM for pins and
-//     gets); the library applies that rule to namespace paths too.
+//     gets); user-space namespaces refuse them too (internal/namespace).
 //   - BPF programs cannot use user-space maps: a program that loads BPF
 //     code should run with BPFMAP_CREATE=kernel (maps described with BTF,
 //     as libbpf's object loader creates them, go to the kernel anyway).

@@ -205,31 +205,16 @@ func pathCommand(cmd int, p unsafe.Pointer, size uintptr, a *attr) (int, error) 
 		return -1, err
 	}
 	abs, ok := absPath(name, dirfd)
-	var rel string
 	in := false
 	if ok {
-		rel, in = nsRelative(abs)
+		_, in = nsRelative(abs)
 	}
 	if !in && cmd == cmdObjGet {
 		return pass, nil
 	}
-	if in && dotted(rel) {
-		// bpffs refuses every name with a dot below its root (its
-		// lookup answers EPERM), for pins and gets alike.
-		return -1, syscall.EPERM
-	}
+	// The namespace refuses names bpffs refuses (a '.' below the root:
+	// EPERM) itself.
 	return sys.BPF(cmd, p, size)
-}
-
-// dotted reports whether a path relative to a namespace root has a
-// component with a '.' in it.
-func dotted(rel string) bool {
-	for _, c := range strings.Split(rel, "/") {
-		if c != "." && c != ".." && strings.Contains(c, ".") {
-			return true
-		}
-	}
-	return false
 }
 
 // cString reads the NUL-terminated string at p (at most PATH_MAX bytes, as

@@ -3,8 +3,6 @@
 package sys
 
 import (
-	"errors"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -119,17 +117,8 @@ func checkAttr(a *[AttrSize]byte, end int) error {
 // toErrno turns an error of the command layer or of this package into the
 // kernel's errno.
 func toErrno(err error) error {
-	var pe *command.PathError
-	if errors.As(err, &pe) {
-		return toErrno(pe.Errno)
-	}
-	var ee interface{ Errno() error }
-	if errors.As(err, &ee) {
-		return toErrno(ee.Errno())
-	}
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		return en
+	if errno, ok := command.ErrnoOf(err); ok {
+		return errno
 	}
 	return errUnknownError
 }

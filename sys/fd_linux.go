@@ -518,6 +518,11 @@ func getTarget(name string, usePathFD bool, pathFD int32) (*namespace.NS, string
 	}
 	ns, q, err := inNamespace(p)
 	if err != nil {
+		if _, inside := namespace.Find(p); inside {
+			// A name the namespace refuses (a '.' below its root, as
+			// bpffs refuses it): EPERM whether or not it exists.
+			return nil, "", errPerm
+		}
 		if _, err := os.Stat(p); err != nil {
 			return nil, "", pathErrno(err)
 		}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -71,15 +70,8 @@ func errnoOf(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	var ee interface{ Errno() error }
-	if errors.As(err, &ee) {
-		if errors.As(ee.Errno(), &e) {
-			return e
-		}
+	if errno, ok := command.ErrnoOf(err); ok {
+		return errno
 	}
 	return syscall.EINVAL
 }

@@ -3,12 +3,14 @@ package command
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 func casFrozen(p *uint32) bool { return atomic.CompareAndSwapUint32(p, 0, 1) }
@@ -56,4 +58,24 @@ func parseCPURange(path string) (int, bool) {
 		}
 	}
 	return n, n > 0
+}
+
+// ErrnoOf returns the kernel errno an error of this package stands for: a
+// syscall.Errno itself, a PathError's Errno, or what an error's Errno
+// method says. ok is false for an error that carries none. It is the one
+// place the surfaces above (the raw bpf(2) surface, the command line) turn
+// command-layer errors into errnos.
+func ErrnoOf(err error) (errno syscall.Errno, ok bool) {
+	var pe *PathError
+	if errors.As(err, &pe) {
+		return ErrnoOf(pe.Errno)
+	}
+	var ee interface{ Errno() error }
+	if errors.As(err, &ee) {
+		return ErrnoOf(ee.Errno())
+	}
+	if errors.As(err, &errno) {
+		return errno, true
+	}
+	return 0, false
 }

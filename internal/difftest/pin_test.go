@@ -277,6 +277,8 @@ func TestPinPaths(t *testing.T) {
 		clone().Pin(filepath.Join(root, "b")), 0)
 	same(t, "pin at a relative path that leaves the namespace", kbpf.ObjPin(k.fd, filepath.Join(outside, "rel"), 0),
 		clone().Pin("../escape"), syscall.EPERM)
+	same(t, "pin at a name with a dot", kbpf.ObjPin(k.fd, filepath.Join(kdir, "a.b"), 0),
+		clone().Pin(filepath.Join(root, "a.b")), syscall.EPERM)
 
 	for _, name := range []string{"a", "b", "sub/c"} {
 		kst, kerr := os.Stat(filepath.Join(kdir, name))

@@ -78,8 +78,9 @@ func (ns *NS) Root() string { return ns.root }
 var ErrOutside = errors.New("path is not in the bpfmap pin namespace")
 
 // Resolve returns the absolute path of a pin: a relative path is taken
-// relative to the root. Paths outside the root, the root itself and the
-// namespace's internal directory are refused.
+// relative to the root. Paths outside the root, the root itself, the
+// namespace's internal directory and names with a '.' below the root (which
+// bpffs refuses) are refused.
 func (ns *NS) Resolve(path string) (string, error) {
 	if path == "" {
 		return "", fmt.Errorf("%w: empty path", ErrOutside)
@@ -94,6 +95,13 @@ func (ns *NS) Resolve(path string) (string, error) {
 	}
 	if rel == internalDir || strings.HasPrefix(rel, internalDir+string(filepath.Separator)) {
 		return "", fmt.Errorf("%w: %s is the namespace's own directory", ErrOutside, path)
+	}
+	// bpffs refuses every name with a dot in it (its lookup answers
+	// EPERM, for pins and gets alike), so below the root we do too.
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		if strings.Contains(c, ".") {
+			return "", fmt.Errorf("%w: a bpffs name cannot contain '.': %s", ErrOutside, path)
+		}
 	}
 	return path, nil
 }
