@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +77,7 @@ func lib(t *testing.T) string {
 	libOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goTool = "go" // the build below reports it
 		}
 		libDir, libErr = publicTempDir("bpfmap-preload-lib-")
 		if libErr != nil {

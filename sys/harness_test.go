@@ -32,13 +32,6 @@ type side struct {
 	other  string // a directory outside both
 }
 
-func (s *side) name() string {
-	if s.kernel {
-		return "kernel"
-	}
-	return "bpfmap"
-}
-
 // mem returns n bytes of zeroed memory outside the Go heap (an anonymous
 // mapping), so that its address can go into an attr without pinning and
 // without checkptr's rules for Go objects.

@@ -100,8 +100,6 @@ func script(t *testing.T) []string {
 var (
 	reIDLine   = regexp.MustCompile(`(?m)^\d+: `)
 	reIDJSON   = regexp.MustCompile(`"id": ?\d+`)
-	reMemlock  = regexp.MustCompile(`memlock \d+B`)
-	reMemJSON  = regexp.MustCompile(`"bytes_memlock": ?\d+`)
 	reUserLine = regexp.MustCompile(`\n\tuser_space namespace [^\n]*`)
 	reUserJSON = regexp.MustCompile(`,\s*"user_space_namespace": ?"[^"]*"`)
 	reObjects  = regexp.MustCompile(`OBJECT := \{[^}]*\}`)
