@@ -89,12 +89,9 @@ func (t *tool) dumpMap(m bpfMap, info *mapInfo, header bool) int {
 }
 
 func (t *tool) doUpdate(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, rest, ret := t.parseMapInfo(args)
+	m, info, rest, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	defer m.close()
 	e := newElem(&info)
@@ -109,8 +106,27 @@ func (t *tool) doUpdate(args []string) int {
 	} else {
 		errno = m.update(e.key, e.value, e.flags)
 	}
+	return t.done(errno, "update failed: %s")
+}
+
+// mapArgs is the element commands' prologue: MAP's two words at least
+// (else usage), then the map and its info.
+func (t *tool) mapArgs(args []string) (bpfMap, mapInfo, []string, int) {
+	if len(args) < 2 {
+		return nil, mapInfo{}, nil, t.usage(args)
+	}
+	m, info, rest, ret := t.parseMapInfo(args)
+	if ret != 0 {
+		return nil, mapInfo{}, nil, -1
+	}
+	return m, info, rest, 0
+}
+
+// done ends a writing command: the failure message with the errno's text,
+// or JSON's null for success.
+func (t *tool) done(errno syscall.Errno, format string) int {
 	if errno != 0 {
-		t.perr("update failed: %s", strerror(errno))
+		t.perr(format, strerror(errno))
 		return -int(errno)
 	}
 	if t.json != nil {
@@ -126,12 +142,9 @@ func closeInner(e *elem) {
 }
 
 func (t *tool) doLookup(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, rest, ret := t.parseMapInfo(args)
+	m, info, rest, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	defer m.close()
 	e := newElem(&info)
@@ -157,12 +170,9 @@ func (t *tool) doLookup(args []string) int {
 }
 
 func (t *tool) doGetNext(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, rest, ret := t.parseMapInfo(args)
+	m, info, rest, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	defer m.close()
 	var key []byte
@@ -206,35 +216,22 @@ func (t *tool) doGetNext(args []string) int {
 }
 
 func (t *tool) doDelete(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, rest, ret := t.parseMapInfo(args)
+	m, info, rest, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	defer m.close()
 	e := &elem{key: make([]byte, info.keySize)}
 	if !t.parseElem(rest, &info, e, true, false, false) {
 		return -1
 	}
-	if errno := m.delete(e.key); errno != 0 {
-		t.perr("delete failed: %s", strerror(errno))
-		return -int(errno)
-	}
-	if t.json != nil {
-		t.json.null()
-	}
-	return 0
+	return t.done(m.delete(e.key), "delete failed: %s")
 }
 
 func (t *tool) doPop(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, _, ret := t.parseMapInfo(args)
+	m, info, _, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	defer m.close()
 	e := newElem(&info)
@@ -266,23 +263,13 @@ func (t *tool) doFreeze(args []string) int {
 	if len(rest) != 0 {
 		return t.badArg(rest[0])
 	}
-	if errno := m.freeze(); errno != 0 {
-		t.perr("failed to freeze map: %s", strerror(errno))
-		return -int(errno)
-	}
-	if t.json != nil {
-		t.json.null()
-	}
-	return 0
+	return t.done(m.freeze(), "failed to freeze map: %s")
 }
 
 func (t *tool) doEventPipe(args []string) int {
-	if len(args) < 2 {
-		return t.usage(args)
-	}
-	m, info, _, ret := t.parseMapInfo(args)
+	m, info, _, ret := t.mapArgs(args)
 	if ret != 0 {
-		return -1
+		return ret
 	}
 	m.close()
 	if uapi.MapType(info.typ) != uapi.MapTypePerfEventArray {
