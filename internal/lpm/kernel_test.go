@@ -308,7 +308,7 @@ func TestLockstep(t *testing.T) {
 	stats := map[string]int{}
 	for seed := uint64(1); done < total; seed++ {
 		r := rand.New(rand.NewPCG(seed, 0x1b))
-		dsz := []int{1, 2, 4, 16, 20}[seed%5]
+		dsz := []int{1, 2, 4, 16, 20, 128}[seed%6] // key sizes 5, 6, 8, 20, 24 and 132
 		ks := 4 + dsz
 		vs := []int{1, 4, 8, 13}[r.IntN(4)]
 		maxEnt := []int{1, 3, 8, 32, 100, 700}[r.IntN(6)]
