@@ -26,24 +26,35 @@ import (
 type LPMRoutes struct {
 	Keys   [][]byte
 	Probes []uint32
+	// Fresh are N more random /8–/32 routes, none of them in Keys: the
+	// routes the insert+delete benchmark adds and removes.
+	Fresh [][]byte
 }
 
 // NewLPMRoutes builds the table for n (a power of two) routes.
 func NewLPMRoutes(n uint32) LPMRoutes {
 	r := rand.New(rand.NewPCG(42, uint64(n)))
-	seen := make(map[uint64]bool, n)
+	seen := make(map[uint64]bool, 2*n)
+	route := func() []byte {
+		for {
+			p := uint32(8 + r.IntN(25))
+			a := r.Uint32() &^ (1<<(32-p) - 1)
+			if seen[uint64(p)<<32|uint64(a)] {
+				continue
+			}
+			seen[uint64(p)<<32|uint64(a)] = true
+			k := make([]byte, 8)
+			binary.NativeEndian.PutUint32(k, p)
+			binary.BigEndian.PutUint32(k[4:], a)
+			return k
+		}
+	}
 	var t LPMRoutes
 	for uint32(len(t.Keys)) < n {
-		p := uint32(8 + r.IntN(25))
-		a := r.Uint32() &^ (1<<(32-p) - 1)
-		if seen[uint64(p)<<32|uint64(a)] {
-			continue
-		}
-		seen[uint64(p)<<32|uint64(a)] = true
-		k := make([]byte, 8)
-		binary.NativeEndian.PutUint32(k, p)
-		binary.BigEndian.PutUint32(k[4:], a)
-		t.Keys = append(t.Keys, k)
+		t.Keys = append(t.Keys, route())
+	}
+	for uint32(len(t.Fresh)) < n {
+		t.Fresh = append(t.Fresh, route())
 	}
 	t.Probes = make([]uint32, n)
 	var b [4]byte
@@ -84,8 +95,7 @@ func LPMLookupLoop(b *testing.B, t LPMRoutes, m *bpfmap.Map) {
 func MeasureBart(t LPMRoutes) Result {
 	var tbl bart.Table[uint64]
 	for i, k := range t.Keys {
-		addr := netip.AddrFrom4([4]byte(k[4:8]))
-		tbl.Insert(netip.PrefixFrom(addr, int(binary.NativeEndian.Uint32(k))), uint64(i))
+		tbl.Insert(routePrefix(k), uint64(i))
 	}
 	probes := make([]netip.Addr, len(t.Probes))
 	for i, p := range t.Probes {
@@ -133,11 +143,82 @@ func MeasureLPM(t LPMRoutes) (bm, kernel Result) {
 	return
 }
 
+// LPMUpdateDeleteLoop runs b.N pairs of an insert (BPF_NOEXIST) and a
+// delete of t's fresh routes on m, in the kernel loop's order.
+func LPMUpdateDeleteLoop(b *testing.B, t LPMRoutes, m *bpfmap.Map) {
+	n := uint32(len(t.Fresh))
+	var v uint64
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		k := t.Fresh[key(uint32(i), n)]
+		if err := m.Update(k, &v, ebpf.UpdateNoExist); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Delete(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// MeasureLPMUpdateDelete returns the cost of inserting and deleting one of
+// t's fresh routes in a trie holding t's routes: bpfmap, the kernel in BPF
+// and gaissmai/bart.
+func MeasureLPMUpdateDelete(t LPMRoutes) (bm, kernel, bt Result) {
+	n := uint32(len(t.Keys))
+	spec := lpmSpec(n)
+	spec.MaxEntries = n + 1
+	if m, err := bpfmap.NewMap(spec); err != nil {
+		bm.Err = err
+	} else {
+		for i, k := range t.Keys {
+			if err := m.Update(k, uint64(i), ebpf.UpdateAny); err != nil {
+				bm.Err = err
+				break
+			}
+		}
+		if bm.Err == nil {
+			bm = benchResult(func(b *testing.B) { LPMUpdateDeleteLoop(b, t, m) })
+		}
+		m.Close()
+	}
+	var tbl bart.Table[uint64]
+	for i, k := range t.Keys {
+		tbl.Insert(routePrefix(k), uint64(i))
+	}
+	fresh := make([]netip.Prefix, len(t.Fresh))
+	for i, k := range t.Fresh {
+		fresh[i] = routePrefix(k)
+	}
+	bt = benchResult(func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			p := fresh[key(uint32(i), uint32(len(fresh)))]
+			tbl.Insert(p, 1)
+			tbl.Delete(p)
+		}
+	})
+	km, err := newKernelLPM(t)
+	if err != nil {
+		kernel.Err = err
+		return
+	}
+	defer km.Close()
+	d, err := kbpf.LPMUpdateDeleteLoopCost(km, t.Fresh, KernelIters)
+	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	return
+}
+
+func routePrefix(k []byte) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte(k[4:8])), int(binary.NativeEndian.Uint32(k)))
+}
+
 func newKernelLPM(t LPMRoutes) (*ebpf.Map, error) {
 	if err := kbpf.Available(); err != nil {
 		return nil, err
 	}
-	km, err := ebpf.NewMap(lpmSpec(uint32(len(t.Keys))))
+	spec := lpmSpec(uint32(len(t.Keys)))
+	spec.MaxEntries++ // room for the insert+delete benchmark's route
+	km, err := ebpf.NewMap(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +371,17 @@ func LPMLRUReport(count int) string {
 			ml = fmt.Sprintf("%.1f", v)
 		}
 		fmt.Fprintf(&sb, "| %d routes | %s | %d | %s | %s | %s | %s | %s |\n", n, ns(bm), bm.AllocsPerOp, ns(kr), ratio(bm, kr), ns(bt), bpr, ml)
+	}
+	sb.WriteString("\n| LPM_TRIE insert (BPF_NOEXIST) + delete of a route, per pair | bpfmap ns/op | bpfmap allocs/op | kernel in-BPF ns/op | bpfmap / kernel | gaissmai/bart ns/op |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, n := range sizes {
+		t := NewLPMRoutes(n)
+		var bms, ks, bs []Result
+		for range count {
+			bm, kr, bt := MeasureLPMUpdateDelete(t)
+			bms, ks, bs = append(bms, bm), append(ks, kr), append(bs, bt)
+		}
+		bm, kr, bt := median(bms), median(ks), median(bs)
+		fmt.Fprintf(&sb, "| %d routes | %s | %d | %s | %s | %s |\n", n, ns(bm), bm.AllocsPerOp, ns(kr), ratio(bm, kr), ns(bt))
 	}
 	sb.WriteString("\n| LRU_HASH (4-byte keys, 8-byte values, all present; max_entries = 1.25 × keys) | keys | bpfmap ns/op | bpfmap allocs/op | kernel in-BPF ns/op | Go map ns/op | bpfmap / kernel | bpfmap / Go map |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, op := range []Op{Lookup, Update} {

@@ -101,3 +101,96 @@ func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 		asm.Return(),
 	)
 }
+
+// LPMUpdateDeleteLoopCost measures the kernel's in-BPF cost of inserting a
+// route into an LPM_TRIE and deleting it again (one update with
+// BPF_NOEXIST and one delete). trie is an LPM_TRIE with 8-byte keys and
+// 8-byte values; routes are 8-byte keys {u32 prefixlen, 4 address bytes}
+// that are not in trie; len(routes) must be a power of two. Iteration i of
+// the bpf_loop inserts and deletes route (i * 2654435761) & (len-1), read
+// from an ARRAY map. It returns the wall time per iteration (one pair); an
+// error if an update or a delete fails.
+func LPMUpdateDeleteLoopCost(trie *ebpf.Map, routes [][]byte, iters uint32) (time.Duration, error) {
+	if trie == nil {
+		return 0, errors.New("kbpf: LPMUpdateDeleteLoopCost: nil map")
+	}
+	if trie.Type() != ebpf.LPMTrie || trie.KeySize() != 8 || trie.ValueSize() != 8 {
+		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: needs an LPM_TRIE with 8-byte keys and values, map is %v with %d / %d", trie.Type(), trie.KeySize(), trie.ValueSize())
+	}
+	n := uint32(len(routes))
+	if n == 0 || n&(n-1) != 0 || len(routes) > 1<<31 {
+		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: %d routes is not a power of two up to 2^31", len(routes))
+	}
+	if iters == 0 || iters > maxLoops {
+		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: iters %d outside 1..%d", iters, maxLoops)
+	}
+	tab, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: n})
+	if err != nil {
+		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: route table: %w", err)
+	}
+	defer tab.Close()
+	const chunk = 1 << 16
+	keys := make([]uint32, 0, min(n, chunk))
+	vals := make([]uint64, 0, min(n, chunk))
+	for off := uint32(0); off < n; off += chunk {
+		keys, vals = keys[:0], vals[:0]
+		for i := off; i < min(off+chunk, n); i++ {
+			if len(routes[i]) != 8 {
+				return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: route %d has %d bytes, not 8", i, len(routes[i]))
+			}
+			keys = append(keys, i)
+			vals = append(vals, ne.Uint64(routes[i]))
+		}
+		if _, err := tab.BatchUpdate(keys, vals, nil); err != nil {
+			return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: fill route table: %w", err)
+		}
+	}
+	return runLoop("LPMUpdateDeleteLoopCost", lpmUpdateDeleteProgram(trie.FD(), tab.FD(), n, iters), iters, "an update or delete failed inside BPF")
+}
+
+// lpmUpdateDeleteProgram builds the measuring program:
+//
+//	cb(index, ctx):  u32 i = (index * 2654435761) & mask          (fp-4)
+//	                 r0 = lookup(routes, &i); NULL -> fail
+//	                 key = *(u64 *)r0                              (fp-16)
+//	                 value = 0                                     (fp-24)
+//	                 update(trie, &key, &value, BPF_NOEXIST) != 0 -> fail
+//	                 delete(trie, &key) != 0 -> fail
+//	                 return 0
+//	fail:            *ctx = 1, return 1 (stop)
+func lpmUpdateDeleteProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
+	mainFn, cbFn := loopFuncs("kbpf_lpmupd", "lpmupd_cb")
+	return append(loopMain(mainFn, "lpmupd_cb", iters),
+		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), cbFn).WithSymbol("lpmupd_cb"),
+		asm.Mul.Imm32(asm.R1, knuthMul),
+		asm.And.Imm32(asm.R1, int32(n-1)),
+		asm.StoreMem(asm.RFP, -4, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, tabFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "lpmupd_cb_fail"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, -24, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, trieFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -24),
+		asm.Mov.Imm(asm.R4, 1), // BPF_NOEXIST
+		asm.FnMapUpdateElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "lpmupd_cb_fail"),
+		asm.LoadMapPtr(asm.R1, trieFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.FnMapDeleteElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "lpmupd_cb_fail"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("lpmupd_cb_fail"),
+		asm.StoreMem(asm.R6, 0, asm.R0, asm.DWord),
+		asm.Return(),
+	)
+}
