@@ -24,6 +24,7 @@ var (
 	errBadFD        error = uapi.EBADFD
 	errNoMem        error = unix.ENOMEM
 	errNotDir       error = unix.ENOTDIR
+	errExist        error = unix.EEXIST
 	errNoNamespace  error = unix.ENOMEM
 	errUnknownError error = unix.EINVAL
 )

@@ -80,13 +80,18 @@
 // BPF_MAP_CREATE, BPF_MAP_GET_NEXT_ID and BPF_MAP_GET_FD_BY_ID use the
 // default namespace (internal/namespace: $BPFMAP_ROOT, ...); ids outside
 // the user-space range are unknown (ENOENT). BPF_OBJ_PIN and BPF_OBJ_GET
-// take any path inside a namespace root (relative paths are relative to the
-// working directory, or to path_fd with BPF_F_PATH_FD; symbolic links of
-// the directories are resolved): a pin target outside every namespace is
-// EPERM and an OBJ_GET of a file outside one EACCES (ENOENT if there is
-// none, ENOTDIR for a file used as directory), the kernel's answers for
-// paths outside a bpffs. A map can only be pinned in its own namespace
-// (EPERM otherwise).
+// take any path inside a namespace root. Pathnames are resolved by the
+// kernel's own path walk (openat(2) with O_PATH from path_fd with
+// BPF_F_PATH_FD, else from the working directory): symbolic links are
+// followed component by component, so a ".." after a link is the parent of
+// its target; OBJ_PIN follows the links of the parent directory only,
+// OBJ_GET the final one too. The walk's errors are the kernel's (ENOENT,
+// ENOTDIR, ELOOP, EACCES; for a pin EEXIST for a name that exists, ".",
+// ".." or "/", ENOENT for a missing one with a trailing '/'); then a pin
+// target outside every namespace is EPERM and an OBJ_GET of a file outside
+// one EACCES, the kernel's answers for paths outside a bpffs.
+// PathInNamespace tells which pathnames this package answers. A map can
+// only be pinned in its own namespace (EPERM otherwise).
 //
 // # Deviations
 //

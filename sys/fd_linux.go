@@ -3,15 +3,12 @@
 package sys
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -370,22 +367,6 @@ func FDInfo(fd int) (text string, ok bool) {
 	return b.String(), true
 }
 
-// IsNamespacePath reports whether path (relative paths are relative to the
-// working directory) lies in a user-space pin namespace, where BPF_OBJ_PIN
-// and BPF_OBJ_GET take it: under a namespace root, and neither the root
-// itself nor the namespace's internal directory.
-func IsNamespacePath(path string) bool {
-	p, err := absTarget(path, false, 0)
-	if err != nil {
-		return false
-	}
-	if rp, err := realPath(p); err == nil {
-		p = rp
-	}
-	_, _, err = inNamespace(p)
-	return err == nil
-}
-
 // nsFor returns the namespace at root: the default one when root is its
 // directory, else the namespace opened at root.
 func nsFor(root string) (*namespace.NS, error) {
@@ -420,113 +401,6 @@ func inNamespace(p string) (*namespace.NS, string, error) {
 	q, err := ns.Resolve(filepath.Join(ns.Root(), rel))
 	if err != nil {
 		return nil, "", err
-	}
-	return ns, q, nil
-}
-
-// absTarget makes an OBJ_PIN / OBJ_GET pathname absolute the way the
-// kernel resolves it: relative to path_fd with BPF_F_PATH_FD (EBADF if it
-// is not open, ENOTDIR if not a directory), else to the working directory.
-func absTarget(name string, usePathFD bool, pathFD int32) (string, error) {
-	if name == "" {
-		return "", errNoEnt
-	}
-	if filepath.IsAbs(name) {
-		return filepath.Clean(name), nil
-	}
-	var dir string
-	if usePathFD && pathFD != unix.AT_FDCWD {
-		var st unix.Stat_t
-		if !statFD(int(pathFD), &st) {
-			return "", errBadF
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return "", errNotDir
-		}
-		d, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(pathFD)))
-		if err != nil {
-			return "", errBadF
-		}
-		dir = d
-	} else {
-		d, err := os.Getwd()
-		if err != nil {
-			return "", errNoEnt
-		}
-		dir = d
-	}
-	return filepath.Join(dir, name), nil
-}
-
-// realPath resolves the symbolic links of p's directory: ENOENT if it does
-// not exist, ENOTDIR if a component is not a directory.
-func realPath(p string) (string, error) {
-	dir, base := filepath.Split(p)
-	rd, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", pathErrno(err)
-	}
-	return filepath.Join(rd, base), nil
-}
-
-// pathErrno is the errno inside a path lookup error.
-func pathErrno(err error) error {
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		return en
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return errNoEnt
-	}
-	return errAccess
-}
-
-// pinTarget resolves an OBJ_PIN pathname to a path in a namespace: outside
-// every namespace it is EPERM, as the kernel answers for a target outside a
-// bpffs.
-func pinTarget(name string, usePathFD bool, pathFD int32) (string, error) {
-	p, err := absTarget(name, usePathFD, pathFD)
-	if err != nil {
-		return "", err
-	}
-	if p, err = realPath(p); err != nil {
-		return "", err
-	}
-	_, q, err := inNamespace(p)
-	if err != nil {
-		return "", errPerm
-	}
-	return q, nil
-}
-
-// getTarget resolves an OBJ_GET pathname (following a final symbolic link)
-// to a namespace and a path in it. Outside every namespace it is the
-// kernel's answer for a file that is not a BPF object: ENOENT if nothing is
-// there, else EACCES.
-func getTarget(name string, usePathFD bool, pathFD int32) (*namespace.NS, string, error) {
-	p, err := absTarget(name, usePathFD, pathFD)
-	if err != nil {
-		return nil, "", err
-	}
-	if p, err = realPath(p); err != nil {
-		return nil, "", err
-	}
-	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		if p, err = filepath.EvalSymlinks(p); err != nil {
-			return nil, "", pathErrno(err)
-		}
-	}
-	ns, q, err := inNamespace(p)
-	if err != nil {
-		if _, inside := namespace.Find(p); inside {
-			// A name the namespace refuses (a '.' below its root, as
-			// bpffs refuses it): EPERM whether or not it exists.
-			return nil, "", errPerm
-		}
-		if _, err := os.Stat(p); err != nil {
-			return nil, "", pathErrno(err)
-		}
-		return nil, "", errAccess
 	}
 	return ns, q, nil
 }

@@ -24,9 +24,9 @@ func Forget(fd int) {}
 // IsMapFD reports whether fd is a user-space map fd; never, without BPF.
 func IsMapFD(fd int) bool { return false }
 
-// IsNamespacePath reports whether path lies in a user-space pin namespace;
-// never, without BPF.
-func IsNamespacePath(path string) bool { return false }
+// PathInNamespace reports whether BPF_OBJ_PIN or BPF_OBJ_GET of name (from
+// dirfd) is answered by this package; never, without BPF.
+func PathInNamespace(name string, dirfd int) bool { return false }
 
 // FDInfo returns the fdinfo text of a map fd; there are none without BPF.
 func FDInfo(fd int) (string, bool) { return "", false }
