@@ -22,12 +22,16 @@
 // through and forwards everything not addressed to bpfmap to the next
 // definition (libc) unchanged:
 //
-//   - syscall(): bpf(2) is routed (below); close, dup2 and dup3 numbers
-//     keep the fd bookkeeping; every other number goes to libc's syscall.
+//   - syscall(): bpf(2) is routed (below); close, dup, dup2, dup3 and
+//     fcntl(F_DUPFD*) numbers keep the fd bookkeeping; every other number
+//     goes to libc's syscall.
 //   - close(), dup(), dup2(), dup3(), fcntl(F_DUPFD*): a C-side bitmap
-//     marks bpfmap fds. close() of a marked fd tells sys to drop its handle
-//     (sys.Forget) before the real close; an unmarked close never enters
-//     Go. A duplicate of a marked fd is marked (sys adopts it).
+//     marks bpfmap fds. close() of a marked fd closes it through sys
+//     (sys.Close), which releases the map's handle after the descriptor, so
+//     that a map dies with its last fd; an unmarked close never enters Go.
+//     A dup2/dup3 that replaced a marked fd (only one that succeeded) has
+//     sys drop the handle of the replaced file afterwards (sys.Forget), with
+//     the same effect. A duplicate of a marked fd is marked (sys adopts it).
 //   - open(), openat(), fopen() and their 64-bit and fortified variants of
 //     /proc/{self,thread-self,<pid>}/fdinfo/<fd> for a marked fd: a
 //     synthetic file (a memfd) with the kernel's lines (sys.FDInfo), which
@@ -43,16 +47,25 @@
 //   - mmap() of a marked fd fails (see limits) instead of mapping the map's
 //     object file.
 //
-// The Go runtime makes its own system calls without libc, so nothing it
-// does comes back through these functions.
+// The Go runtime makes its own system calls without libc, with one
+// exception: the cgo runtime allocates memory through libc's mmap
+// (x_cgo_mmap), which comes back through the library's mmap(); it maps
+// anonymous memory, for which mmap() calls libc's at once.
 //
 // # Routing of bpf(2)
 //
 //   - Commands on a map fd (element, batch, FREEZE, OBJ_GET_INFO_BY_FD,
 //     OBJ_PIN): bpfmap when the fd is marked and sys confirms it is a map
-//     fd of its own (a stale bit is cleared), else the kernel.
-//   - OBJ_GET: bpfmap when the path (relative to the working directory or
-//     path_fd) is in a namespace, else the kernel.
+//     fd of its own (a stale bit is cleared), else the kernel. When the
+//     kernel refuses an unmarked fd that is a regular file (EINVAL: no BPF
+//     object), sys is asked whether it is a map fd the library did not
+//     hand out — inherited across exec, received over SCM_RIGHTS, made by
+//     a system call the library does not see — and if so the fd is marked
+//     and the command runs in bpfmap. This costs nothing on the success
+//     path.
+//   - OBJ_GET: bpfmap when the path, resolved from the working directory
+//     or path_fd as the kernel resolves it (sys.PathInNamespace), is in a
+//     namespace, else the kernel.
 //   - MAP_GET_FD_BY_ID: ids from 2^30 up (namespace.MinID) are user-space
 //     ids and go to bpfmap; smaller ones to the kernel.
 //   - MAP_GET_NEXT_ID merges both: kernel ids first, then, once the kernel
@@ -71,9 +84,10 @@
 //
 //   - $BPFMAP_CREATE is "kernel" (then every create does);
 //   - the type is one bpfmap does not implement (PROG_ARRAY, SOCKMAP, ...);
-//   - it names a device (map_ifindex), BTF (btf_fd or any BTF type id:
-//     libbpf's object loader creates the maps of BPF programs that way, and
-//     programs need kernel maps), or a BPF token;
+//   - it names a device (map_ifindex), BTF (btf_fd, btf_key_type_id,
+//     btf_value_type_id, btf_vmlinux_value_type_id or
+//     value_type_btf_obj_fd: libbpf's object loader creates the maps of BPF
+//     programs that way, and programs need kernel maps), or a BPF token;
 //   - it is a map-in-map whose inner_map_fd is not a bpfmap fd.
 //
 // # Deviations and limits
@@ -105,13 +119,25 @@
 //   - A child made by fork() without exec cannot call into the Go runtime
 //     (its other threads are gone): there the library passes everything to
 //     the kernel, so user-space map fds are not maps in the child. After
-//     exec the library loads afresh and inherited map fds work again.
+//     exec the library loads afresh and inherited map fds work again: the
+//     first bpf(2) command on one adopts it (above). Until then the
+//     synthetic fdinfo, the /proc/self/fd link and the mmap refusal, which
+//     look at marked fds only, treat it as the map's object file.
+//   - close() of a marked fd (and dup2/dup3 over one) calls into Go, which
+//     is not async-signal-safe: a signal handler must not close a map fd
+//     (or dup over one) that the interrupted code may be using the library
+//     with. Closing other fds from a handler stays safe (it never enters
+//     Go).
 //   - Bad pointers: an invalid attr pointer or pathname becomes EFAULT, as
-//     from the kernel, where the library reads it in Go; the C routing
-//     reading a map fd out of an invalid attr (only while some bpfmap fd is
-//     open), and sys reading an invalid key, value or batch buffer, end
-//     the program instead (sys may hold a map's lock at that point; a dead
-//     process's locks are repaired, a recovered panic's would stay held).
+//     from the kernel, where the library reads it in Go: MAP_CREATE,
+//     OBJ_GET, MAP_GET_FD_BY_ID, MAP_GET_NEXT_ID and every command that
+//     reaches bpfmap. With no bpfmap fd open, the commands on a map fd go to
+//     the kernel without the library reading their attr. While some bpfmap
+//     fd is open, the C routing reads the map fd out of their attr, and an
+//     invalid attr pointer there ends the program, as does sys reading an
+//     invalid key, value or batch buffer (sys may hold a map's lock at that
+//     point; a dead process's locks are repaired, a recovered panic's would
+//     stay held).
 //     A Go panic in sys on the bpf(2) path likewise ends the program with
 //     a traceback.
 //   - The synthetic fdinfo and /proc/self/fd link are served to callers

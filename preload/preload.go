@@ -10,7 +10,6 @@ import "C"
 
 import (
 	"encoding/binary"
-	"errors"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap/internal/command"
 	"github.com/bpfmap/bpfmap/internal/namespace"
@@ -54,15 +55,26 @@ var ne = binary.NativeEndian
 // routing reads.
 type attr [128]byte
 
+// readAttr copies the head of the size bytes at p and touches the last of
+// them (all of them lie on at most two pages, size being at most attrMax),
+// so that an attr the kernel could not read faults here, under guarded.
 func readAttr(p unsafe.Pointer, size uintptr) *attr {
 	var a attr
-	if p != nil {
+	if p != nil && size > 0 {
 		copy(a[:], unsafe.Slice((*byte)(p), min(size, uintptr(len(a)))))
+		if size > uintptr(len(a)) {
+			_ = *(*byte)(unsafe.Add(p, size-1))
+		}
 	}
 	return &a
 }
 
 func (a *attr) u32(off int) uint32 { return ne.Uint32(a[off:]) }
+
+// ptr is the user pointer (an __aligned_u64) at off.
+func (a *attr) ptr(off int) unsafe.Pointer {
+	return unsafe.Add(unsafe.Pointer(nil), uintptr(ne.Uint64(a[off:])))
+}
 
 // createMode is $BPFMAP_CREATE: "kernel" sends every MAP_CREATE to the
 // kernel; anything else (the default, "auto") applies the selection rule.
@@ -94,14 +106,10 @@ func guarded(read func()) (err error) {
 	return nil
 }
 
-// errnoOf maps a bpfmap error to the errno the kernel would return.
+// errnoOf is the errno the kernel would return for a bpfmap error (the
+// command layer's mapping; EINVAL for an error that carries none).
 func errnoOf(err error) syscall.Errno {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	var ue interface{ Errno() error }
-	if errors.As(err, &ue) && errors.As(ue.Errno(), &e) {
+	if e, ok := command.ErrnoOf(err); ok {
 		return e
 	}
 	return syscall.EINVAL
@@ -110,9 +118,16 @@ func errnoOf(err error) syscall.Errno {
 // dispatch runs one bpf(2) command the C half thinks may be bpfmap's, or
 // answers pass.
 func dispatch(cmd int, p unsafe.Pointer, size uintptr) (int, error) {
+	if size > attrMax {
+		// The kernel's first check, before it reads anything.
+		return -1, syscall.E2BIG
+	}
 	var a *attr
 	if err := guarded(func() { a = readAttr(p, size) }); err != nil {
 		return -1, err
+	}
+	if p == nil && size > 0 {
+		return -1, syscall.EFAULT
 	}
 	switch cmd {
 	case cmdMapCreate:
@@ -125,7 +140,25 @@ func dispatch(cmd int, p unsafe.Pointer, size uintptr) (int, error) {
 			return pass, nil
 		}
 		return pathCommand(cmd, p, size, a)
-	case cmdMapNextID, cmdMapFDByID:
+	case cmdMapFDByID:
+		// Ids from namespace.MinID up are user-space ids.
+		if a.u32(0) < namespace.MinID {
+			return pass, nil
+		}
+		return sys.BPF(cmd, p, size)
+	case cmdMapNextID:
+		if p != nil && a.u32(0) < namespace.MinID {
+			// Kernel ids first; its end (ENOENT) or refusal (EPERM: no
+			// privilege) hands over to the user-space ids, all of
+			// which are larger.
+			r, _, e := syscall.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(p), size)
+			if e == 0 {
+				return int(r), nil
+			}
+			if e != syscall.ENOENT && e != syscall.EPERM {
+				return -1, e
+			}
+		}
 		return sys.BPF(cmd, p, size)
 	}
 	off := 0
@@ -161,12 +194,15 @@ func wantCreate(a *attr) bool {
 		offInnerFD   = 20
 		offIfindex   = 44
 		offBTFFD     = 48
+		offKeyTypeID = 52
+		offValTypeID = 56
 		offVmlinuxID = 60
 		offValBTFFD  = 72
 		offTokenFD   = 76
 	)
 	if a.u32(offIfindex) != 0 || // offloaded to a device
-		a.u32(offBTFFD) != 0 || a.u32(offVmlinuxID) != 0 || a.u32(offValBTFFD) != 0 || // described by kernel BTF
+		a.u32(offBTFFD) != 0 || a.u32(offKeyTypeID) != 0 || a.u32(offValTypeID) != 0 ||
+		a.u32(offVmlinuxID) != 0 || a.u32(offValBTFFD) != 0 || // described by kernel BTF
 		a.u32(offFlags)&uapi.FTokenFD != 0 || a.u32(offTokenFD) != 0 { // a kernel BPF token
 		return false
 	}
@@ -180,36 +216,30 @@ func wantCreate(a *attr) bool {
 
 // pathCommand runs OBJ_PIN or OBJ_GET in bpfmap: a pin of a bpfmap fd
 // always (bpfmap answers EPERM for a target outside its namespaces, as the
-// kernel does outside a bpffs), a get when its path lies in a namespace.
+// kernel does outside a bpffs), a get when its path, resolved as the kernel
+// resolves it (sys.PathInNamespace), lies in a namespace.
 func pathCommand(cmd int, p unsafe.Pointer, size uintptr, a *attr) (int, error) {
 	const (
 		offFlags  = 12
 		offPathFD = 16
 	)
-	var ptr unsafe.Pointer
-	if size >= 8 && size <= attrMax {
-		ptr = *(*unsafe.Pointer)(p) // attr.pathname
-	}
+	ptr := a.ptr(0) // attr.pathname, from the guarded copy
 	if ptr == nil {
 		if cmd == cmdObjPin {
 			return sys.BPF(cmd, p, size)
 		}
 		return pass, nil
 	}
-	dirfd := -100 // AT_FDCWD
+	dirfd := unix.AT_FDCWD
 	if a.u32(offFlags)&uapi.FPathFD != 0 {
 		dirfd = int(int32(a.u32(offPathFD)))
 	}
+	// Read here, where a bad pathname is EFAULT; sys would fault on it.
 	var name string
 	if err := guarded(func() { name = cString(ptr) }); err != nil {
 		return -1, err
 	}
-	abs, ok := absPath(name, dirfd)
-	in := false
-	if ok {
-		_, in = nsRelative(abs)
-	}
-	if !in && cmd == cmdObjGet {
+	if cmd == cmdObjGet && !sys.PathInNamespace(name, dirfd) {
 		return pass, nil
 	}
 	// The namespace refuses names bpffs refuses (a '.' below the root:
@@ -231,61 +261,16 @@ func cString(p unsafe.Pointer) string {
 	return string(b)
 }
 
-// absPath makes name absolute the way the kernel resolves a path: relative
-// to dirfd's directory, or to the working directory for AT_FDCWD.
-func absPath(name string, dirfd int) (string, bool) {
-	if name == "" {
-		return "", false
+// inNamespace reports whether path (relative paths from the working
+// directory) is the root of a bpfmap pin namespace or lies below one: what
+// statfs and mount treat as a bpffs. The root itself is no pin path; its
+// internal directory, which every root has, stands for it.
+func inNamespace(path string) bool {
+	if path == "" {
+		return false
 	}
-	if filepath.IsAbs(name) {
-		return filepath.Clean(name), true
-	}
-	var base string
-	if dirfd == -100 {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", false
-		}
-		base = wd
-	} else {
-		d, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(dirfd))
-		if err != nil || !filepath.IsAbs(d) {
-			return "", false
-		}
-		base = d
-	}
-	return filepath.Join(base, name), true
-}
-
-// nsRelative reports whether the absolute path abs lies below the root of
-// a bpfmap pin namespace (a directory holding .bpfmap/maps) and returns it
-// relative to that root. Symbolic links are followed, in the directories
-// only when the path does not exist.
-func nsRelative(abs string) (string, bool) {
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		dir, e := filepath.EvalSymlinks(filepath.Dir(abs))
-		if e != nil {
-			return "", false
-		}
-		real = filepath.Join(dir, filepath.Base(abs))
-	}
-	root, ok := namespace.Find(real)
-	if !ok {
-		return "", false
-	}
-	rel, err := filepath.Rel(root, real)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	return rel, true
-}
-
-// inNamespace reports whether the absolute path abs is the root of a
-// bpfmap pin namespace or lies below one.
-func inNamespace(abs string) bool {
-	_, ok := nsRelative(filepath.Join(abs, "x"))
-	return ok
+	return sys.PathInNamespace(path, unix.AT_FDCWD) ||
+		sys.PathInNamespace(strings.TrimRight(path, "/")+"/"+namespace.InternalDir, unix.AT_FDCWD)
 }
 
 // defaultRoot is the default namespace's root, absolute.
@@ -401,8 +386,7 @@ func bpfmapGoInNamespace(path *C.char) (ret C.int) {
 			ret = 0
 		}
 	}()
-	abs, ok := absPath(C.GoString(path), -100)
-	if ok && inNamespace(abs) {
+	if inNamespace(C.GoString(path)) {
 		return 1
 	}
 	return 0

@@ -7,9 +7,17 @@
 // Invariants:
 //   - Nothing here calls into Go unless a bpfmap object may be involved:
 //     close(), open() and friends check the C-side fd bitmap (or the path's
-//     shape) first, so an ordinary close never enters the Go runtime.
-//   - The Go runtime issues its own system calls without libc, so no call
-//     from Go comes back through these functions.
+//     shape) first, so an ordinary close never enters the Go runtime. bpf(2)
+//     enters Go for MAP_CREATE, OBJ_GET, MAP_GET_FD_BY_ID and
+//     MAP_GET_NEXT_ID (Go reads their attr, where a bad pointer is EFAULT),
+//     for a command on a marked fd, and when the kernel refuses a command
+//     on an unmarked fd that is a regular file (the error path of a map fd
+//     the library did not hand out).
+//   - The Go runtime issues its own system calls without libc, except that
+//     the cgo runtime's mmap (x_cgo_mmap) calls mmap(): it always maps
+//     anonymous memory, for which mmap() returns before anything else.
+//   - close() of a marked fd, and dup2/dup3 over one, enter Go: they are not
+//     async-signal-safe, as close(2) normally is (see doc.go).
 
 #undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
@@ -57,7 +65,6 @@ enum {
 
 #define BATCH_MAP_FD_OFF 36 // attr.batch.map_fd
 #define PIN_BPF_FD_OFF 8    // attr.bpf_fd of OBJ_PIN / OBJ_GET
-#define USER_MIN_ID (1u << 30)
 #define BPF_FS_MAGIC_VALUE 0xcafe4a11
 
 // ---- the real functions ----
@@ -195,8 +202,19 @@ static int unmark(int fd)
 	return 0;
 }
 
-// forget tells Go that fd is about to stop naming what it named.
-static void forget(int fd)
+// any_marked reports whether some fd may be a bpfmap fd.
+static int any_marked(void)
+{
+	return go_ok() && (__atomic_load_n(&n_marked, __ATOMIC_ACQUIRE) > 0 ||
+			   __atomic_load_n(&n_big, __ATOMIC_ACQUIRE) > 0);
+}
+
+// replaced tells Go that fd no longer names what it named: a successful
+// dup2/dup3 has put another file in its place, closing the old one. Go
+// drops its handle of the old file, after the kernel dropped the old open
+// file description (and with it the description's hold on the map), so
+// that a map whose last fd that was is freed at once, as by close().
+static void replaced(int fd)
 {
 	if (unmark(fd) && go_ok()) {
 		int saved = errno;
@@ -206,6 +224,8 @@ static void forget(int fd)
 }
 
 static int close_map(int fd, int *r);
+static int dup_done(int oldfd, int newfd);
+static int dup_over(int oldfd, int newfd, int r);
 
 // ---- bpf(2) ----
 
@@ -252,9 +272,35 @@ static int name_probe(void *attr, unsigned int size)
 	       attr_u32(attr, size, 4) == 2 && memcmp((char *)attr + 48, name, 16) == 0;
 }
 
+// adopt_bpf runs cmd in bpfmap after the kernel refused it (kr, errno)
+// because its fd, which the library did not hand out, is no kernel map: a
+// map fd inherited across exec, received over SCM_RIGHTS or made by a
+// system call the library does not see. It costs nothing on the success
+// path, and reading the fd out of attr is safe here: the kernel has read
+// the attr (a bad pointer would have been EFAULT).
+static long adopt_bpf(int cmd, void *attr, unsigned int size, int fd, long kr)
+{
+	int kerr = errno;
+	struct stat st;
+	if (fd < 0 || !go_ok() || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    !bpfmapGoIsMapFD(fd)) {
+		errno = kerr;
+		return kr;
+	}
+	mark(fd);
+	int pass = 0;
+	long r = go_bpf(cmd, attr, size, &pass);
+	if (!pass)
+		return r;
+	unmark(fd);
+	errno = kerr;
+	return kr;
+}
+
 long bpfmap_bpf(int cmd, void *attr, unsigned int size)
 {
 	int pass = 0, fd;
+	unsigned int off;
 	long r;
 
 	switch (cmd) {
@@ -275,37 +321,18 @@ long bpfmap_bpf(int cmd, void *attr, unsigned int size)
 
 	case CMD_MAP_CREATE:
 	case CMD_OBJ_GET:
-		r = go_bpf(cmd, attr, size, &pass);
-		if (!pass) {
-			if (r >= 0)
-				mark((int)r);
-			return r;
-		}
-		break;
-
 	case CMD_MAP_GET_FD_BY_ID:
-		if (attr_u32(attr, size, 0) < USER_MIN_ID || !attr)
-			break;
+	case CMD_MAP_GET_NEXT_ID:
+		// Go reads the attr (a bad pointer is EFAULT there, as from
+		// the kernel) and decides: kernel map types and ids, paths
+		// outside the namespaces go to the kernel; MAP_GET_NEXT_ID
+		// asks the kernel first, then continues with user-space ids.
 		r = go_bpf(cmd, attr, size, &pass);
 		if (!pass) {
-			if (r >= 0)
+			if (r >= 0 && cmd != CMD_MAP_GET_NEXT_ID)
 				mark((int)r);
 			return r;
 		}
-		break;
-
-	case CMD_MAP_GET_NEXT_ID:
-		if (attr && attr_u32(attr, size, 0) < USER_MIN_ID) {
-			// Kernel ids first; its end (ENOENT) or refusal
-			// (EPERM: no privilege) hands over to the user-space
-			// ids, all of which are larger.
-			r = kernel_bpf(cmd, attr, size);
-			if (r >= 0 || (errno != ENOENT && errno != EPERM))
-				return r;
-		}
-		r = go_bpf(cmd, attr, size, &pass);
-		if (!pass)
-			return r;
 		break;
 
 	case CMD_MAP_LOOKUP_ELEM:
@@ -322,17 +349,26 @@ long bpfmap_bpf(int cmd, void *attr, unsigned int size)
 	case CMD_MAP_DELETE_BATCH:
 		if (!attr)
 			break;
-		fd = (int)attr_u32(attr, size,
-				   cmd == CMD_OBJ_PIN ? PIN_BPF_FD_OFF
-				   : cmd >= CMD_MAP_LOOKUP_BATCH ? BATCH_MAP_FD_OFF
-				   : 0);
-		if (!maybe_marked(fd))
-			break;
-		r = go_bpf(cmd, attr, size, &pass);
-		if (!pass)
-			return r;
-		unmark(fd); // a stale bit: the fd is no longer bpfmap's
-		break;
+		off = cmd == CMD_OBJ_PIN ? PIN_BPF_FD_OFF
+		      : cmd >= CMD_MAP_LOOKUP_BATCH ? BATCH_MAP_FD_OFF
+		      : 0;
+		// The attr is read here only while some bpfmap fd is open;
+		// with none, a bad attr pointer reaches the kernel (EFAULT).
+		if (any_marked()) {
+			fd = (int)attr_u32(attr, size, off);
+			if (maybe_marked(fd)) {
+				r = go_bpf(cmd, attr, size, &pass);
+				if (!pass)
+					return r;
+				unmark(fd); // a stale bit: the fd is no longer bpfmap's
+			}
+		}
+		r = kernel_bpf(cmd, attr, size);
+		// The kernel's answer for an fd open on something that is no
+		// BPF object (for OBJ_GET_INFO_BY_FD too).
+		if (r < 0 && errno == EINVAL)
+			return adopt_bpf(cmd, attr, size, (int)attr_u32(attr, size, off), r);
+		return r;
 	}
 	return kernel_bpf(cmd, attr, size);
 }
@@ -356,15 +392,31 @@ long syscall(long nr, ...)
 		int r;
 		if (close_map((int)a, &r))
 			return r;
-	} else if (nr == SYS_dup3 && a != b) {
-		forget((int)b);
+	}
+	long r = raw6(nr, a, b, c, d, e, f);
+	// The fd bookkeeping of close, dup, dup2, dup3 and fcntl(F_DUPFD*)
+	// for callers that issue them as system calls.
+	if (r < 0)
+		return r;
+	if (nr == SYS_dup) {
+		dup_done((int)a, (int)r);
+	} else if (nr == SYS_dup3) {
+		dup_over((int)a, (int)b, (int)r);
 	}
 #ifdef SYS_dup2
-	else if (nr == SYS_dup2 && a != b) {
-		forget((int)b);
+	else if (nr == SYS_dup2) {
+		dup_over((int)a, (int)b, (int)r);
 	}
 #endif
-	return raw6(nr, a, b, c, d, e, f);
+	else if (nr == SYS_fcntl && (b == F_DUPFD || b == F_DUPFD_CLOEXEC)) {
+		dup_done((int)a, (int)r);
+	}
+#ifdef SYS_fcntl64
+	else if (nr == SYS_fcntl64 && (b == F_DUPFD || b == F_DUPFD_CLOEXEC)) {
+		dup_done((int)a, (int)r);
+	}
+#endif
+	return r;
 }
 
 // ---- close and dup ----
@@ -408,6 +460,17 @@ static int dup_done(int oldfd, int newfd)
 	return newfd;
 }
 
+// dup_over is the bookkeeping after dup2/dup3(oldfd, newfd) returned r:
+// only a call that succeeded replaced newfd (a failed one leaves it
+// alone), and newfd == oldfd changes nothing.
+static int dup_over(int oldfd, int newfd, int r)
+{
+	if (r < 0 || oldfd == newfd)
+		return r;
+	replaced(newfd);
+	return dup_done(oldfd, r);
+}
+
 int dup(int oldfd)
 {
 	return dup_done(oldfd, REAL(dup)()(oldfd));
@@ -415,16 +478,12 @@ int dup(int oldfd)
 
 int dup2(int oldfd, int newfd)
 {
-	if (oldfd != newfd && fcntl(oldfd, F_GETFD) >= 0)
-		forget(newfd);
-	return dup_done(oldfd, REAL(dup2)()(oldfd, newfd));
+	return dup_over(oldfd, newfd, REAL(dup2)()(oldfd, newfd));
 }
 
 int dup3(int oldfd, int newfd, int flags)
 {
-	if (oldfd != newfd)
-		forget(newfd);
-	return dup_done(oldfd, REAL(dup3)()(oldfd, newfd, flags));
+	return dup_over(oldfd, newfd, REAL(dup3)()(oldfd, newfd, flags));
 }
 
 static int do_fcntl(fcntl_fn fn, int fd, int cmd, va_list ap)
