@@ -299,6 +299,9 @@ func Create(a *CreateAttr, o Options) (*Handle, error) {
 	}
 	r, obj, err := newRegion(ns, lay)
 	if err != nil {
+		if outOfFDs(err) {
+			return nil, err // no descriptor for the map's object file
+		}
 		return nil, uapi.ENOMEM
 	}
 	m := &Map{

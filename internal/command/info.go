@@ -65,10 +65,13 @@ func (h *Handle) PerCPU() bool { return h.m.traits.PerCPU }
 func (h *Handle) LookupValueIn() bool { return h.m.traits.LookupValueIn }
 
 // Memory returns the value area of a BPF_F_MMAPABLE array for direct access
-// and a release function for the view. Without the flag it is EINVAL for
-// arrays and ENOTSUPP for other types, like mmap(2) on a map fd; the
-// handle's access mode and the map's frozen state and BPF_F_RDONLY_PROG
-// decide as for a kernel map's mmap (below). A writable view blocks freezing
+// and a release function for the view, with mmap(2)'s answers on a map fd
+// in the kernel's order: the handle must be readable, and writable for a
+// writable view (EACCES); a type without map_mmap (every one but the array
+// here) is ENOTSUPP; a read-only view of a handle without write access is
+// a private mapping, which the map refuses (EINVAL); a writable view needs
+// an unfrozen map (EPERM) without BPF_F_RDONLY_PROG (EACCES); last, an
+// array without BPF_F_MMAPABLE is EINVAL. A writable view blocks freezing
 // (EBUSY) in every process until released.
 func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 	m, err := h.live()
@@ -76,34 +79,31 @@ func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 		return nil, nil, err
 	}
 	mem, ok := m.ops.(mapops.Memory)
-	if !ok || m.flags&uapi.FMmapable == 0 {
-		if m.typ == uapi.MapTypeArray || m.typ == uapi.MapTypePercpuArray {
-			return nil, nil, uapi.EINVAL
-		}
-		return nil, nil, uapi.ENOTSUPP
-	}
-	// The kernel's order for mmap of a map fd: the fd must be readable
-	// (EACCES); a read-only view of a fd without write access is a private
-	// mapping, which the map refuses (EINVAL); writable views need write
-	// access (EACCES), an unfrozen map (EPERM) and no BPF_F_RDONLY_PROG
-	// (EACCES).
+	mmapable := ok && m.flags&uapi.FMmapable != 0
 	switch {
 	case !h.read:
 		return nil, nil, uapi.EACCES
 	case !h.write && writable:
 		return nil, nil, uapi.EACCES
+	case !mmapable && m.typ != uapi.MapTypeArray:
+		return nil, nil, uapi.ENOTSUPP
 	case !h.write:
 		return nil, nil, uapi.EINVAL
 	}
 	if writable {
 		atomic.AddUint32(m.mmaps, 1)
-		if atomic.LoadUint32(m.frozen) != 0 {
-			atomic.AddUint32(m.mmaps, ^uint32(0))
-			return nil, nil, uapi.EPERM
+		var err error
+		switch {
+		case atomic.LoadUint32(m.frozen) != 0:
+			err = uapi.EPERM
+		case m.flags&uapi.FRdonlyProg != 0:
+			err = uapi.EACCES
+		case !mmapable:
+			err = uapi.EINVAL
 		}
-		if m.flags&uapi.FRdonlyProg != 0 {
+		if err != nil {
 			atomic.AddUint32(m.mmaps, ^uint32(0))
-			return nil, nil, uapi.EACCES
+			return nil, nil, err
 		}
 		var once atomic.Bool
 		return mem.ValueArea(), func() {
@@ -111,6 +111,9 @@ func (h *Handle) Memory(writable bool) ([]byte, func(), error) {
 				atomic.AddUint32(m.mmaps, ^uint32(0))
 			}
 		}, nil
+	}
+	if !mmapable {
+		return nil, nil, uapi.EINVAL
 	}
 	return mem.ValueArea(), func() {}, nil
 }

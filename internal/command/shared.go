@@ -258,6 +258,9 @@ func OpenID(ns *namespace.NS, id uint32, flags uint32) (*Handle, error) {
 	repairStale(ns)
 	obj, err := ns.OpenID(id)
 	if err != nil {
+		if outOfFDs(err) {
+			return nil, err
+		}
 		return nil, uapi.ENOENT
 	}
 	return openObject(obj, read, write)
@@ -265,8 +268,8 @@ func OpenID(ns *namespace.NS, id uint32, flags uint32) (*Handle, error) {
 
 // NextID is BPF_MAP_GET_NEXT_ID over the maps of ns.
 func NextID(ns *namespace.NS, start uint32) (uint32, error) {
-	if start >= 1<<31-1 {
-		return 0, uapi.EINVAL
+	if err := CheckNextIDStart(start); err != nil {
+		return 0, err
 	}
 	id, err := ns.NextID(start)
 	if err != nil {
@@ -445,7 +448,7 @@ func pathErr(path string, err error) error {
 
 // errnoOf finds the uapi errno inside err (EINVAL if there is none).
 func errnoOf(err error) error {
-	for _, e := range []error{uapi.ENOENT, uapi.EEXIST, uapi.EACCES, uapi.EPERM, uapi.EINVAL, uapi.ENOTDIR} {
+	for _, e := range []error{uapi.ENOENT, uapi.EEXIST, uapi.EACCES, uapi.EPERM, uapi.EINVAL, uapi.ENOTDIR, uapi.EMFILE, uapi.ENFILE} {
 		if errors.Is(err, e) {
 			return e
 		}

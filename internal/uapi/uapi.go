@@ -130,6 +130,8 @@ const (
 	EINVAL     = syscall.EINVAL
 	ENOSPC     = syscall.ENOSPC
 	ENOTDIR    = syscall.ENOTDIR
+	EMFILE     = syscall.EMFILE
+	ENFILE     = syscall.ENFILE
 	EINTR      = syscall.EINTR
 	EOPNOTSUPP = syscall.EOPNOTSUPP
 	ENOTSUPP   = syscall.Errno(524)
