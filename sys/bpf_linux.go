@@ -147,6 +147,7 @@ func mapCreate(a *[AttrSize]byte) (int, error) {
 		e, err := resolve(int(int32(ca.InnerMapFD)))
 		switch {
 		case err == nil:
+			defer e.put() // the template is read until Create returns
 			ca.InnerMap = e.h
 		case err == errBadF:
 			ca.InnerMapFD = ^uint32(0)
@@ -180,6 +181,7 @@ func lookupElem(cmd int, a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	key := userBytes(u64(a, 8), uint64(e.ks))
 	value := userBytes(u64(a, 16), uint64(e.vs))
 	if cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM {
@@ -196,6 +198,7 @@ func updateElem(a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	key := userBytes(u64(a, 8), uint64(e.ks))
 	value := userBytes(u64(a, 16), uint64(e.vs))
 	if e.mim {
@@ -211,6 +214,7 @@ func innerFD(fd uint32) (*command.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer e.put()
 	return e.h.Dup()
 }
 
@@ -222,6 +226,7 @@ func deleteElem(a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	return e.h.Delete(userBytes(u64(a, 8), uint64(e.ks)))
 }
 
@@ -233,6 +238,7 @@ func getNextKey(a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	return e.h.GetNextKey(userBytes(u64(a, 8), uint64(e.ks)), userBytes(u64(a, 16), uint64(e.ks)))
 }
 
@@ -244,6 +250,7 @@ func freeze(a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	return e.h.Freeze()
 }
 
@@ -255,6 +262,7 @@ func batch(cmd int, attr unsafe.Pointer, a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	count := u32(a, 32)
 	b := command.Batch{
 		Keys:      userBytes(u64(a, 16), uint64(count)*uint64(e.ks)),
@@ -298,11 +306,11 @@ func getNextID(attr unsafe.Pointer, a *[AttrSize]byte) error {
 	if err := checkAttr(a, GetNextIDAttrSize); err != nil {
 		return err
 	}
+	if err := command.CheckNextIDStart(u32(a, 0)); err != nil {
+		return err
+	}
 	ns, err := defaultNS()
 	if err != nil {
-		if u32(a, 0) >= 1<<31-1 {
-			return errInval
-		}
 		return errNoEnt
 	}
 	sweep() // maps closed with close(2) are gone first, as in the kernel
@@ -346,6 +354,7 @@ func objPin(a *[AttrSize]byte) error {
 	if err != nil {
 		return errInval
 	}
+	defer e.put()
 	name, err := userString(u64(a, 0))
 	if err != nil {
 		return err
@@ -366,10 +375,9 @@ func objGet(a *[AttrSize]byte) (int, error) {
 	if bpfFD != 0 || flags&^uint32(uapi.FAccessMask|BPF_F_PATH_FD) != 0 || flags&BPF_F_PATH_FD == 0 && pathFD != 0 {
 		return 0, errInval
 	}
-	if flags&uapi.FAccessMask == uapi.FAccessMask {
-		// bpf_get_file_flag runs before the path is looked up; the
-		// command layer checks the same again.
-		return 0, errInval
+	// bpf_get_file_flag runs before the path is looked up.
+	if err := command.CheckOpenFlags(flags & uapi.FAccessMask); err != nil {
+		return 0, err
 	}
 	name, err := userString(u64(a, 0))
 	if err != nil {
@@ -397,6 +405,7 @@ func objGetInfo(attr unsafe.Pointer, a *[AttrSize]byte) error {
 	if err != nil {
 		return err
 	}
+	defer e.put()
 	n, uinfo := u32(a, 4), u64(a, 8)
 	if n > PageSize {
 		return errE2BIG

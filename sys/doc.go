@@ -58,22 +58,36 @@
 // closed the kernel drops the flock, after which the namespace's
 // last-closer check and sweeps free the map.
 //
-// The package keeps a table fd → (st_dev, st_ino, command handle). Every
-// command that takes a map fd fstat(2)s it: not open is EBADF; the table's
-// entry is used if dev and ino match; otherwise an fd open on a map object
-// file of a namespace (inherited, dup'ed, or opened by path or pin) is
-// adopted — the map opened by id with the fd's access mode — and anything
-// else is EINVAL (EBADFD for OBJ_GET_INFO_BY_FD with an fd that is not
-// open, as the kernel). Close(fd) closes the descriptor and then releases
-// the handle, so the map dies before Close returns when that was its last
-// reference. A map fd may also be closed with plain close(2): the stale
-// entry (fd closed or reused, dev/ino mismatch) then keeps the map until it
-// is released — when the fd is used or reused, when the table has doubled
-// since its last sweep, before BPF_MAP_GET_FD_BY_ID of its id and at every
-// BPF_MAP_GET_NEXT_ID — so that ids vanish as the kernel's do for this
-// process's observers, and memory and descriptors return to the baseline
-// however many maps are created and closed. Forget(fd) drops the handle of
-// a descriptor its caller is about to close(2).
+// The package keeps a table fd → (st_dev, st_ino, access mode, command
+// handle). Every command that takes a map fd fstat(2)s it (and reads its
+// access mode with F_GETFL): not open is EBADF; the table's entry is used
+// if dev, ino and mode match; otherwise an fd open on a map object file of
+// a namespace (inherited, dup'ed or dup2'ed over, or opened by path or pin)
+// is adopted — the map opened by id with the fd's access mode — and
+// anything else is EINVAL (EBADFD for OBJ_GET_INFO_BY_FD with an fd that is
+// not open, as the kernel). Threads adopting the same fd at once share one
+// entry. A command holds a reference to its entry while it runs, so that a
+// Close or a sweep in another thread does not release the handle under it.
+// Close(fd) closes the descriptor and then releases the handle, so the map
+// dies before Close returns when that was its last reference (or when the
+// last command running on it returns). A map fd may also be closed with
+// plain close(2): the stale entry (fd closed or reused, dev/ino/mode
+// mismatch) then keeps the map until it is released — when the fd is used
+// or reused, when the table has doubled since its last sweep, before
+// BPF_MAP_GET_FD_BY_ID of its id and at every BPF_MAP_GET_NEXT_ID — so that
+// ids vanish as the kernel's do for this process's observers, and memory and
+// descriptors return to the baseline however many maps are created and
+// closed. Forget(fd) drops the handle of a descriptor its caller is about
+// to close(2).
+//
+// Each map this process has open costs two descriptors, where a kernel map
+// costs one: the map fd, and the descriptor of the map object file the
+// command layer's handle holds (internal/namespace; the map fd cannot be it,
+// since its owner may close(2) it at any time). A process at RLIMIT_NOFILE
+// therefore gets about half as many maps as from the kernel; the failing
+// BPF_MAP_CREATE, BPF_OBJ_GET or BPF_MAP_GET_FD_BY_ID answers EMFILE (ENFILE
+// for the system's limit), as the kernel's does. Adopting an fd (above)
+// needs a descriptor too and is EINVAL when none is left.
 //
 // # Namespaces
 //

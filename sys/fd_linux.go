@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -19,19 +20,27 @@ import (
 )
 
 // entry is what the table knows of one map file descriptor: the file it
-// was when the entry was made, and our handle of its map.
+// was when the entry was made (dev, ino and the open file's access mode),
+// and our handle of its map.
 type entry struct {
 	dev, ino uint64
+	mode     int // O_ACCMODE of the open file (F_GETFL)
 	id       uint32
 	h        *command.Handle
 	ks, vs   uint32 // key bytes and value bytes the element commands move
 	mim      bool   // map-in-map: UPDATE values are fds
+
+	// refs counts the table's reference (while the entry is in the
+	// table) and one per command using the entry; the handle is closed
+	// when the last one is put.
+	refs atomic.Int32
 }
 
 // table maps file descriptors to entries. An entry is valid while its fd
-// still refers to the same file (dev, ino); a stale entry (the fd was closed
-// with close(2), or closed and reused) is released when it is met, at the
-// amortised sweeps, and for an id before GET_FD_BY_ID.
+// still refers to the same file with the same access mode; a stale entry
+// (the fd was closed with close(2), or closed and reused, or dup2'ed over)
+// is released when it is met, at the amortised sweeps, and for an id before
+// GET_FD_BY_ID.
 var table struct {
 	mu      sync.RWMutex
 	e       []*entry         // by fd
@@ -43,42 +52,87 @@ var table struct {
 // minSweep is the table size below which growth does not trigger a sweep.
 const minSweep = 64
 
+// testHook, when set (by tests only), is called at the named points of fd
+// resolution: "adopt" before an adopted handle is inserted, "resolved"
+// when resolve returns an entry.
+var testHook func(point string)
+
 func statFD(fd int, st *unix.Stat_t) bool {
 	return fd >= 0 && unix.Fstat(fd, st) == nil
+}
+
+// accMode is the access mode (O_ACCMODE) of the file open at fd.
+func accMode(fd int) (int, bool) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return fl & unix.O_ACCMODE, err == nil
+}
+
+// is reports whether e is the entry of a file with stat st and access mode
+// mode.
+func (e *entry) is(st *unix.Stat_t, mode int) bool {
+	return e.dev == uint64(st.Dev) && e.ino == uint64(st.Ino) && e.mode == mode
 }
 
 // current reports whether fd still is the file of e.
 func (e *entry) current(fd int) bool {
 	var st unix.Stat_t
-	return statFD(fd, &st) && uint64(st.Dev) == e.dev && uint64(st.Ino) == e.ino
+	if !statFD(fd, &st) {
+		return false
+	}
+	mode, ok := accMode(fd)
+	return ok && e.is(&st, mode)
+}
+
+// put drops a reference to e (a command's, or the table's when the entry
+// left the table), closing the handle with the last one.
+func (e *entry) put() {
+	if e.refs.Add(-1) == 0 {
+		_ = e.h.Close()
+	}
 }
 
 // resolve is the kernel's map fd lookup: EBADF when fd is not open, EINVAL
-// when it is open but not a map of ours.
+// when it is open but not a map of ours. The entry comes with a reference
+// for the caller, which puts it when its command is done: a Close or a
+// sweep meanwhile does not release the handle under the command.
 func resolve(fd int) (*entry, error) {
 	var st unix.Stat_t
 	if !statFD(fd, &st) {
 		return nil, errBadF
 	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errInval // kernel map fds among others: one fstat
+	}
+	mode, ok := accMode(fd)
+	if !ok {
+		return nil, errBadF
+	}
 	table.mu.RLock()
-	var e *entry
 	if fd < len(table.e) {
-		e = table.e[fd]
+		if e := table.e[fd]; e != nil && e.is(&st, mode) {
+			// Under the lock: the entry cannot leave the table (and
+			// lose the table's reference) before this one is taken.
+			e.refs.Add(1)
+			table.mu.RUnlock()
+			if testHook != nil {
+				testHook("resolved")
+			}
+			return e, nil
+		}
 	}
 	table.mu.RUnlock()
-	if e != nil && e.dev == uint64(st.Dev) && e.ino == uint64(st.Ino) {
-		return e, nil
+	e, err := adopt(fd, &st, mode)
+	if err == nil && testHook != nil {
+		testHook("resolved")
 	}
-	return adopt(fd, &st)
+	return e, err
 }
 
 // adopt makes an entry for an fd we did not hand out (inherited through
 // fork/exec, opened by path, or a dup): it must be a map object file of a
-// namespace, the very file the namespace has for that id.
-func adopt(fd int, st *unix.Stat_t) (*entry, error) {
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errInval
-	}
+// namespace, the very file the namespace has for that id. The map is
+// opened with the access mode of the open file (mode).
+func adopt(fd int, st *unix.Stat_t, mode int) (*entry, error) {
 	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		return nil, errInval
@@ -101,12 +155,8 @@ func adopt(fd int, st *unix.Stat_t) (*entry, error) {
 	if unix.Stat(ns.ObjectPath(id), &ost) != nil || ost.Dev != st.Dev || ost.Ino != st.Ino {
 		return nil, errInval
 	}
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return nil, errInval
-	}
 	var flags uint32
-	switch fl & unix.O_ACCMODE {
+	switch mode {
 	case unix.O_RDONLY:
 		flags = uapi.FRdonly
 	case unix.O_WRONLY:
@@ -121,7 +171,10 @@ func adopt(fd int, st *unix.Stat_t) (*entry, error) {
 	if err != nil {
 		return nil, errInval
 	}
-	return insert(fd, st, h), nil
+	if testHook != nil {
+		testHook("adopt")
+	}
+	return insert(fd, st, mode, h), nil
 }
 
 // headerID reads the map id from the region header of the file fd is open
@@ -171,25 +224,34 @@ func newFD(h *command.Handle) (int, error) {
 		_ = h.Close()
 		return 0, errNoMem
 	}
-	insert(fd, &st, h)
+	insert(fd, &st, mode, h).put()
 	return fd, nil
 }
 
-// insert records h as the handle of fd (whose stat is st), releasing the
-// entry fd had before, and sweeps the table when it has doubled since the
-// last sweep.
-func insert(fd int, st *unix.Stat_t, h *command.Handle) *entry {
+// insert records h as the handle of fd (whose stat is st and access mode
+// mode) and returns its entry with a reference for the caller. If fd
+// already has an entry for the same file and mode (another thread adopted
+// it first), that entry is kept and h closed; any other entry fd had is
+// released. The table is swept when it has doubled since the last sweep.
+func insert(fd int, st *unix.Stat_t, mode int, h *command.Handle) *entry {
 	info, _ := h.Info()
 	e := &entry{
-		dev: uint64(st.Dev), ino: uint64(st.Ino), id: info.ID, h: h,
+		dev: uint64(st.Dev), ino: uint64(st.Ino), mode: mode, id: info.ID, h: h,
 		ks: info.KeySize, vs: h.SysValueSize(), mim: h.IsMapInMap(),
 	}
+	e.refs.Store(2) // the table's and the caller's
 	table.mu.Lock()
 	if fd >= len(table.e) {
 		n := max(2*len(table.e), fd+1, 64)
 		table.e = append(table.e, make([]*entry, n-len(table.e))...)
 	}
 	old := table.e[fd]
+	if old != nil && old.is(st, mode) {
+		old.refs.Add(1)
+		table.mu.Unlock()
+		_ = h.Close()
+		return old
+	}
 	if old != nil {
 		removeLocked(fd, old)
 	}
@@ -202,7 +264,7 @@ func insert(fd int, st *unix.Stat_t, h *command.Handle) *entry {
 	full := table.n > max(table.sweepAt, minSweep)
 	table.mu.Unlock()
 	if old != nil {
-		_ = old.h.Close()
+		old.put()
 	}
 	if full {
 		sweep()
@@ -229,7 +291,7 @@ func removeLocked(fd int, e *entry) {
 	}
 }
 
-// take removes and returns fd's entry, if any.
+// take removes and returns fd's entry, if any, with the table's reference.
 func take(fd int) *entry {
 	table.mu.Lock()
 	defer table.mu.Unlock()
@@ -264,7 +326,7 @@ func sweep() {
 	}
 	table.mu.Unlock()
 	for _, e := range dead {
-		_ = e.h.Close()
+		e.put()
 	}
 }
 
@@ -280,14 +342,15 @@ func sweepID(id uint32) {
 	}
 	table.mu.Unlock()
 	for _, e := range dead {
-		_ = e.h.Close()
+		e.put()
 	}
 }
 
 // Close closes fd, a map file descriptor of this package or any other file,
 // and releases the package's handle of it. With the last descriptor of an
 // unpinned map goes the map, before Close returns, as with close(2) on a
-// kernel map fd. Closing a map fd with close(2) directly also works (see
+// kernel map fd (or, when commands on fd are running in other threads,
+// when the last of them returns). Closing a map fd with close(2) directly also works (see
 // the package documentation) but frees the map only when the package next
 // notices.
 func Close(fd int) error {
@@ -296,7 +359,7 @@ func Close(fd int) error {
 	if e != nil {
 		// After the close, so that our object's last-close check sees
 		// that no descriptor holds the map any more.
-		_ = e.h.Close()
+		e.put()
 	}
 	if err != nil {
 		return toErrno(err)
@@ -308,7 +371,7 @@ func Close(fd int) error {
 // that closes fd itself (with close(2)) right after.
 func Forget(fd int) {
 	if e := take(fd); e != nil {
-		_ = e.h.Close()
+		e.put()
 	}
 }
 
@@ -317,8 +380,12 @@ func Forget(fd int) {
 // (inherited, dup'ed, opened by path). Descriptors that are not regular
 // files (kernel BPF maps among them) are answered with one fstat(2).
 func IsMapFD(fd int) bool {
-	_, err := resolve(fd)
-	return err == nil
+	e, err := resolve(fd)
+	if err != nil {
+		return false
+	}
+	e.put()
+	return true
 }
 
 // FDInfo returns what /proc/self/fdinfo/<fd> shows for a kernel map fd,
@@ -330,6 +397,7 @@ func FDInfo(fd int) (text string, ok bool) {
 	if err != nil {
 		return "", false
 	}
+	defer e.put()
 	info, err := e.h.Info()
 	if err != nil {
 		return "", false

@@ -22,6 +22,8 @@ func child(role string) int {
 	switch role {
 	case "inherit":
 		return childInherit()
+	case "emfile":
+		return childEMFILE()
 	}
 	fmt.Println("unknown child role", role)
 	return 2
