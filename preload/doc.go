@@ -103,11 +103,11 @@
 //   - BPF programs cannot use user-space maps: a program that loads BPF
 //     code should run with BPFMAP_CREATE=kernel (maps described with BTF,
 //     as libbpf's object loader creates them, go to the kernel anyway).
-//   - mmap() of a user-space map fd is not supported: BPF_F_MMAPABLE
-//     arrays and ring buffers fail with ENODEV, ARRAY maps without the flag with EINVAL
-//     and other types with ENOTSUPP (524), as the kernel for maps that
-//     cannot be mapped. libbpf's ring_buffer__new therefore fails on a
-//     user-space RINGBUF.
+//   - mmap() of a user-space map fd is not supported: where the kernel
+//     would map the map (BPF_F_MMAPABLE arrays, ring buffers) it fails
+//     with ENODEV; elsewhere with the kernel's own errno for the map and
+//     the fd's mode (sys.MmapErrno: EACCES, ENOTSUPP, EINVAL, EPERM).
+//     libbpf's ring_buffer__new therefore fails on a user-space RINGBUF.
 //   - Only programs that call bpf(2) through libc's syscall() are covered:
 //     statically linked programs and Go programs (cilium/ebpf issues the
 //     system call itself) are not; Go programs use package bpfmap.

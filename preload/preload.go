@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,37 +290,16 @@ func bpfmapGoNameProbe() C.int {
 }
 
 //export bpfmapGoMmapErrno
-func bpfmapGoMmapErrno(fd C.int) (e C.int) {
+func bpfmapGoMmapErrno(fd, writable C.int) (e C.int) {
 	defer func() {
 		if recover() != nil {
 			e = C.int(syscall.ENODEV)
 		}
 	}()
-	text, ok := sys.FDInfo(int(fd))
-	if !ok {
+	if !sys.IsMapFD(int(fd)) {
 		return 0
 	}
-	var typ, flags uint64
-	for _, line := range strings.Split(text, "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "map_type":
-			typ, _ = strconv.ParseUint(v, 10, 32)
-		case "map_flags":
-			flags, _ = strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 32)
-		}
-	}
-	switch uapi.MapType(typ) {
-	case uapi.MapTypeArray:
-		if uint32(flags)&uapi.FMmapable == 0 {
-			return C.int(syscall.EINVAL)
-		}
-		return C.int(syscall.ENODEV)
-	case uapi.MapTypeRingbuf, uapi.MapTypeUserRingbuf:
-		return C.int(syscall.ENODEV)
-	}
-	return C.int(uapi.ENOTSUPP)
+	return C.int(errnoOf(sys.MmapErrno(int(fd), writable != 0)))
 }
 
 //export bpfmapGoClose

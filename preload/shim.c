@@ -856,19 +856,19 @@ int endmntent(FILE *f)
 // A user-space map fd is its object file: mapping it would show the map's
 // region, not what mmap of a kernel map fd shows. It fails instead, with
 // the errno bpfmapGoMmapErrno picks.
-static int map_mmap_errno(int fd, int flags)
+static int map_mmap_errno(int fd, int prot, int flags)
 {
 	if ((flags & MAP_ANONYMOUS) || !maybe_marked(fd))
 		return 0;
 	int saved = errno;
-	int e = bpfmapGoMmapErrno(fd);
+	int e = bpfmapGoMmapErrno(fd, (prot & PROT_WRITE) && (flags & MAP_SHARED));
 	errno = saved;
 	return e;
 }
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	int e = map_mmap_errno(fd, flags);
+	int e = map_mmap_errno(fd, prot, flags);
 	if (e) {
 		errno = e;
 		return MAP_FAILED;
@@ -878,7 +878,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
-	int e = map_mmap_errno(fd, flags);
+	int e = map_mmap_errno(fd, prot, flags);
 	if (e) {
 		errno = e;
 		return MAP_FAILED;

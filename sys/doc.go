@@ -78,7 +78,9 @@
 // ids vanish as the kernel's do for this process's observers, and memory and
 // descriptors return to the baseline however many maps are created and
 // closed. Forget(fd) drops the handle of a descriptor its caller is about
-// to close(2).
+// to close(2). MmapErrno(fd, writable) is what mmap(2) of a map fd answers: the command
+// layer's rule, and ENODEV where the kernel would map (user-space map fds
+// are not mapped).
 //
 // Each map this process has open costs two descriptors, where a kernel map
 // costs one: the map fd, and the descriptor of the map object file the

@@ -472,3 +472,33 @@ func inNamespace(p string) (*namespace.NS, string, error) {
 	}
 	return ns, q, nil
 }
+
+// MmapErrno is the answer mmap(2) of a map fd gets: the command layer's
+// rule for the fd's map and access mode (command.Handle.Memory: EACCES,
+// ENOTSUPP, EINVAL, EPERM in the kernel's order), and ENODEV where the
+// kernel would map the map, because a user-space map fd is its object
+// file and mapping it would not show what a kernel map's mapping shows.
+// A ring buffer, which the kernel maps, is ENODEV too. writable is whether
+// the mapping is shared and writable. An fd that is not a user-space map
+// is EBADF.
+func MmapErrno(fd int, writable bool) error {
+	e, err := resolve(fd)
+	if err != nil {
+		return unix.EBADF
+	}
+	defer e.put()
+	if info, err := e.h.Info(); err == nil && info.Type == uapi.MapTypeRingbuf {
+		// A ring buffer maps its pages in its own way (the ringbuf
+		// package reads the region directly), not through Memory.
+		return unix.ENODEV
+	}
+	_, release, err := e.h.Memory(writable)
+	if err != nil {
+		if errno, ok := command.ErrnoOf(err); ok {
+			return errno
+		}
+		return unix.EINVAL
+	}
+	release()
+	return unix.ENODEV
+}

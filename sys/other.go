@@ -30,3 +30,7 @@ func PathInNamespace(name string, dirfd int) bool { return false }
 
 // FDInfo returns the fdinfo text of a map fd; there are none without BPF.
 func FDInfo(fd int) (string, bool) { return "", false }
+
+// MmapErrno is the errno mmap(2) of a map fd gets; there are none without
+// BPF (EBADF).
+func MmapErrno(fd int, writable bool) error { return syscall.EBADF }
