@@ -282,18 +282,10 @@ func cachedHandle(ns *namespace.NS, id uint32, read, write bool) (*Handle, bool)
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
 	m := cache.byID[cacheKey{ns, id}]
-	if m == nil {
+	if m == nil || !tryRef(m) { // absent, or closing
 		return nil, false
 	}
-	for {
-		n := m.refs.Load()
-		if n == 0 {
-			return nil, false // closing
-		}
-		if m.refs.CompareAndSwap(n, n+1) {
-			return newHandle(m, read, write), true
-		}
-	}
+	return newHandle(m, read, write), true
 }
 
 // openObject builds the Map for an object opened in the namespace, or
@@ -310,25 +302,28 @@ func openObject(obj *namespace.Object, read, write bool) (*Handle, error) {
 	}
 	cache.mu.Lock()
 	k := cacheKey{obj.NS(), m.id}
-	if prev := cache.byID[k]; prev != nil && prev.refs.Load() > 0 {
-		// Another goroutine opened it meanwhile; keep one Map.
+	if prev := cache.byID[k]; prev != nil && tryRef(prev) {
+		// Another goroutine opened it meanwhile; keep one Map. The
+		// reference is taken under the cache lock, so prev cannot finish
+		// closing between the check and the new handle.
 		cache.mu.Unlock()
 		_ = m.close()
-		return openObject2(prev, read, write)
+		return newHandle(prev, read, write), nil
 	}
 	cache.byID[k] = m
 	cache.mu.Unlock()
 	return newHandle(m, read, write), nil
 }
 
-func openObject2(m *Map, read, write bool) (*Handle, error) {
+// tryRef takes a reference to m unless it is closing (no references left).
+func tryRef(m *Map) bool {
 	for {
 		n := m.refs.Load()
 		if n == 0 {
-			return nil, uapi.ENOENT
+			return false
 		}
 		if m.refs.CompareAndSwap(n, n+1) {
-			return newHandle(m, read, write), nil
+			return true
 		}
 	}
 }
