@@ -959,63 +959,75 @@ func TestMmapModes(t *testing.T) {
 	kbpf.Need(t)
 	for _, flags := range []uint32{fMmapable, fMmapable | fRdonlyProg} {
 		t.Run(flagsString(flags), func(t *testing.T) {
-			kdir, root := bpffsDir(t), t.TempDir()
 			a := &kbpf.CreateAttr{MapType: tArray, KeySize: 4, ValueSize: 8, MaxEntries: 4, MapFlags: flags, MapName: name16("mmap_modes")}
-			k := kCreate(t, a)
-			m := bCreate(t, root, a)
-			kpath, bpath := filepath.Join(kdir, "m"), filepath.Join(root, "m")
-			same(t, "pin", kbpf.ObjPin(k.fd, kpath, 0), m.Pin(bpath), 0)
-			ns, err := namespace.Open(root)
+			compareMmap(t, a, true)
+		})
+	}
+}
+
+// compareMmap pins a kernel map and a bpfmap map made from a, and compares
+// mapping them through handles of each access mode, writable or not,
+// before and after freezing (mmap(2) of the map fd against
+// command.Handle.Memory). With public it also compares (*bpfmap.Map).Memory
+// with cilium/ebpf's mmap sequence on the kernel fd.
+func compareMmap(t *testing.T, a *kbpf.CreateAttr, public bool) {
+	kdir, root := bpffsDir(t), t.TempDir()
+	k := kCreate(t, a)
+	m := bCreate(t, root, a)
+	kpath, bpath := filepath.Join(kdir, "m"), filepath.Join(root, "m")
+	same(t, "pin", kbpf.ObjPin(k.fd, kpath, 0), m.Pin(bpath), 0)
+	ns, err := namespace.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, frozen := range []bool{false, true} {
+		if frozen {
+			same(t, "freeze", kbpf.Freeze(k.fd), m.Freeze(), 0)
+		}
+		for _, mode := range []uint32{0, fRdonly, fWronly} {
+			kh := kGet(t, kpath, mode)
+			bh, err := command.OpenPinned(ns, bpath, mode)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, frozen := range []bool{false, true} {
-				if frozen {
-					same(t, "freeze", kbpf.Freeze(k.fd), m.Freeze(), 0)
+			for _, writable := range []bool{false, true} {
+				prot := unix.PROT_READ
+				if writable {
+					prot |= unix.PROT_WRITE
 				}
-				for _, mode := range []uint32{0, fRdonly, fWronly} {
-					kh := kGet(t, kpath, mode)
-					bh, err := command.OpenPinned(ns, bpath, mode)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, writable := range []bool{false, true} {
-						prot := unix.PROT_READ
-						if writable {
-							prot |= unix.PROT_WRITE
-						}
-						kmem, ke := kbpf.Mmap(kh.fd, 4096, prot)
-						if ke == 0 {
-							_ = kbpf.Munmap(kmem)
-						}
-						_, release, err := bh.Memory(writable)
-						if err == nil {
-							release()
-						}
-						same(t, fmt.Sprintf("frozen %v: mapping (writable %v) through a handle opened with flags %#x", frozen, writable, mode), ke, err)
-					}
-					_ = bh.Close()
-
-					// The public view follows cilium/ebpf's Map.Memory: a
-					// read-write mapping, or read-only if that fails with
-					// EPERM or EACCES.
-					ke, kro := ebpfMemory(kh.fd)
-					kh.close()
-					bm := bLoad(t, bpath, &ebpf.LoadPinOptions{ReadOnly: mode == fRdonly, WriteOnly: mode == fWronly})
-					mem, err := bm.Memory()
-					bro := err == nil && mem.ReadOnly()
-					if err == nil {
-						_ = mem.Close()
-					}
-					what := fmt.Sprintf("frozen %v: (*Map).Memory of a handle opened with flags %#x (kernel: ebpf's mmap sequence)", frozen, mode)
-					same(t, what, ke, err)
-					if ke == 0 && err == nil && kro != bro {
-						t.Errorf("%s: kernel read-only %v, bpfmap read-only %v", what, kro, bro)
-					}
-					_ = bm.Close()
+				kmem, ke := kbpf.Mmap(kh.fd, 4096, prot)
+				if ke == 0 {
+					_ = kbpf.Munmap(kmem)
 				}
+				_, release, err := bh.Memory(writable)
+				if err == nil {
+					release()
+				}
+				same(t, fmt.Sprintf("frozen %v: mapping (writable %v) through a handle opened with flags %#x", frozen, writable, mode), ke, err)
 			}
-		})
+			_ = bh.Close()
+			if !public {
+				kh.close()
+				continue
+			}
+			// The public view follows cilium/ebpf's Map.Memory: a
+			// read-write mapping, or read-only if that fails with EPERM
+			// or EACCES.
+			ke, kro := ebpfMemory(kh.fd)
+			kh.close()
+			bm := bLoad(t, bpath, &ebpf.LoadPinOptions{ReadOnly: mode == fRdonly, WriteOnly: mode == fWronly})
+			mem, err := bm.Memory()
+			bro := err == nil && mem.ReadOnly()
+			if err == nil {
+				_ = mem.Close()
+			}
+			what := fmt.Sprintf("frozen %v: (*Map).Memory of a handle opened with flags %#x (kernel: ebpf's mmap sequence)", frozen, mode)
+			same(t, what, ke, err)
+			if ke == 0 && err == nil && kro != bro {
+				t.Errorf("%s: kernel read-only %v, bpfmap read-only %v", what, kro, bro)
+			}
+			_ = bm.Close()
+		}
 	}
 }
 

@@ -3,7 +3,7 @@
 package kbpf
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -26,24 +26,43 @@ import (
 // is) and looks up {32, probe} in trie. It returns the wall time of the
 // test run divided by iters; an error if any lookup misses.
 func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, error) {
-	if trie == nil {
-		return 0, errors.New("kbpf: LPMLoopCost: nil map")
+	if err := lpmLoopArgs("LPMLoopCost", trie, len(probes), iters); err != nil {
+		return 0, err
 	}
-	if trie.Type() != ebpf.LPMTrie || trie.KeySize() != 8 || trie.ValueSize() != 8 {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: needs an LPM_TRIE with 8-byte keys and values, map is %v with %d / %d", trie.Type(), trie.KeySize(), trie.ValueSize())
-	}
-	n := uint32(len(probes))
-	if n == 0 || n&(n-1) != 0 || len(probes) > 1<<31 {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: %d probes is not a power of two up to 2^31", len(probes))
-	}
-	if iters == 0 || iters > maxLoops {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: iters %d outside 1..%d", iters, maxLoops)
-	}
-	tab, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: n})
+	tab, err := arrayOf("LPMLoopCost", probes)
 	if err != nil {
-		return 0, fmt.Errorf("kbpf: LPMLoopCost: probe table: %w", err)
+		return 0, err
 	}
 	defer tab.Close()
+	return runLoop("LPMLoopCost", lpmLoopProgram(trie.FD(), tab.FD(), uint32(len(probes)), iters), iters, "a probe missed inside BPF")
+}
+
+// lpmLoopArgs checks the arguments of an LPM loop measurement: an LPM_TRIE
+// with 8-byte keys and values, n a power of two up to 2^31, iters in range.
+func lpmLoopArgs(fn string, trie *ebpf.Map, n int, iters uint32) error {
+	if trie == nil {
+		return fmt.Errorf("kbpf: %s: nil map", fn)
+	}
+	if trie.Type() != ebpf.LPMTrie || trie.KeySize() != 8 || trie.ValueSize() != 8 {
+		return fmt.Errorf("kbpf: %s: needs an LPM_TRIE with 8-byte keys and values, map is %v with %d / %d", fn, trie.Type(), trie.KeySize(), trie.ValueSize())
+	}
+	if n == 0 || n&(n-1) != 0 || n > 1<<31 {
+		return fmt.Errorf("kbpf: %s: %d entries is not a power of two up to 2^31", fn, n)
+	}
+	if iters == 0 || iters > maxLoops {
+		return fmt.Errorf("kbpf: %s: iters %d outside 1..%d", fn, iters, maxLoops)
+	}
+	return nil
+}
+
+// arrayOf makes an ARRAY map holding vals (index i → vals[i]), filled in
+// batches.
+func arrayOf[V uint32 | uint64](fn string, vals []V) (*ebpf.Map, error) {
+	n := uint32(len(vals))
+	tab, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: uint32(binary.Size(vals[0])), MaxEntries: n})
+	if err != nil {
+		return nil, fmt.Errorf("kbpf: %s: table: %w", fn, err)
+	}
 	const chunk = 1 << 16
 	keys := make([]uint32, min(n, chunk))
 	for off := uint32(0); off < n; off += chunk {
@@ -51,11 +70,12 @@ func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, 
 		for i := range end - off {
 			keys[i] = off + i
 		}
-		if _, err := tab.BatchUpdate(keys[:end-off], probes[off:end], nil); err != nil {
-			return 0, fmt.Errorf("kbpf: LPMLoopCost: fill probe table: %w", err)
+		if _, err := tab.BatchUpdate(keys[:end-off], vals[off:end], nil); err != nil {
+			tab.Close()
+			return nil, fmt.Errorf("kbpf: %s: fill table: %w", fn, err)
 		}
 	}
-	return runLoop("LPMLoopCost", lpmLoopProgram(trie.FD(), tab.FD(), n, iters), iters, "a probe missed inside BPF")
+	return tab, nil
 }
 
 // lpmLoopProgram builds the measuring program:
@@ -111,41 +131,22 @@ func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 // from an ARRAY map. It returns the wall time per iteration (one pair); an
 // error if an update or a delete fails.
 func LPMUpdateDeleteLoopCost(trie *ebpf.Map, routes [][]byte, iters uint32) (time.Duration, error) {
-	if trie == nil {
-		return 0, errors.New("kbpf: LPMUpdateDeleteLoopCost: nil map")
+	if err := lpmLoopArgs("LPMUpdateDeleteLoopCost", trie, len(routes), iters); err != nil {
+		return 0, err
 	}
-	if trie.Type() != ebpf.LPMTrie || trie.KeySize() != 8 || trie.ValueSize() != 8 {
-		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: needs an LPM_TRIE with 8-byte keys and values, map is %v with %d / %d", trie.Type(), trie.KeySize(), trie.ValueSize())
+	words := make([]uint64, len(routes))
+	for i, r := range routes {
+		if len(r) != 8 {
+			return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: route %d has %d bytes, not 8", i, len(r))
+		}
+		words[i] = ne.Uint64(r)
 	}
-	n := uint32(len(routes))
-	if n == 0 || n&(n-1) != 0 || len(routes) > 1<<31 {
-		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: %d routes is not a power of two up to 2^31", len(routes))
-	}
-	if iters == 0 || iters > maxLoops {
-		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: iters %d outside 1..%d", iters, maxLoops)
-	}
-	tab, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: n})
+	tab, err := arrayOf("LPMUpdateDeleteLoopCost", words)
 	if err != nil {
-		return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: route table: %w", err)
+		return 0, err
 	}
 	defer tab.Close()
-	const chunk = 1 << 16
-	keys := make([]uint32, 0, min(n, chunk))
-	vals := make([]uint64, 0, min(n, chunk))
-	for off := uint32(0); off < n; off += chunk {
-		keys, vals = keys[:0], vals[:0]
-		for i := off; i < min(off+chunk, n); i++ {
-			if len(routes[i]) != 8 {
-				return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: route %d has %d bytes, not 8", i, len(routes[i]))
-			}
-			keys = append(keys, i)
-			vals = append(vals, ne.Uint64(routes[i]))
-		}
-		if _, err := tab.BatchUpdate(keys, vals, nil); err != nil {
-			return 0, fmt.Errorf("kbpf: LPMUpdateDeleteLoopCost: fill route table: %w", err)
-		}
-	}
-	return runLoop("LPMUpdateDeleteLoopCost", lpmUpdateDeleteProgram(trie.FD(), tab.FD(), n, iters), iters, "an update or delete failed inside BPF")
+	return runLoop("LPMUpdateDeleteLoopCost", lpmUpdateDeleteProgram(trie.FD(), tab.FD(), uint32(len(routes)), iters), iters, "an update or delete failed inside BPF")
 }
 
 // lpmUpdateDeleteProgram builds the measuring program:
