@@ -169,6 +169,21 @@ func mapCreate(a *[AttrSize]byte) (int, error) {
 // elemFD resolves the map_fd of an element command.
 func elemFD(a *[AttrSize]byte) (*entry, error) { return resolve(int(int32(u32(a, 0)))) }
 
+// onMap is the prologue of a command on map_fd: the attr check up to the
+// command's last field (size), then the fd; do runs with the fd's entry,
+// which stays referenced until it returns.
+func onMap(a *[AttrSize]byte, size int, do func(e *entry) error) error {
+	if err := checkAttr(a, size); err != nil {
+		return err
+	}
+	e, err := elemFD(a)
+	if err != nil {
+		return err
+	}
+	defer e.put()
+	return do(e)
+}
+
 func lookupElem(cmd int, a *[AttrSize]byte) error {
 	if err := checkAttr(a, MapElemAttrSize); err != nil {
 		return err
@@ -191,20 +206,14 @@ func lookupElem(cmd int, a *[AttrSize]byte) error {
 }
 
 func updateElem(a *[AttrSize]byte) error {
-	if err := checkAttr(a, MapElemAttrSize); err != nil {
-		return err
-	}
-	e, err := elemFD(a)
-	if err != nil {
-		return err
-	}
-	defer e.put()
-	key := userBytes(u64(a, 8), uint64(e.ks))
-	value := userBytes(u64(a, 16), uint64(e.vs))
-	if e.mim {
-		return e.h.UpdateFD(key, value, u64(a, 24), innerFD)
-	}
-	return e.h.Update(key, value, u64(a, 24))
+	return onMap(a, MapElemAttrSize, func(e *entry) error {
+		key := userBytes(u64(a, 8), uint64(e.ks))
+		value := userBytes(u64(a, 16), uint64(e.vs))
+		if e.mim {
+			return e.h.UpdateFD(key, value, u64(a, 24), innerFD)
+		}
+		return e.h.Update(key, value, u64(a, 24))
+	})
 }
 
 // innerFD resolves the fd in a map-in-map value to a new handle of the
@@ -219,39 +228,19 @@ func innerFD(fd uint32) (*command.Handle, error) {
 }
 
 func deleteElem(a *[AttrSize]byte) error {
-	if err := checkAttr(a, MapDeleteAttrSize); err != nil {
-		return err
-	}
-	e, err := elemFD(a)
-	if err != nil {
-		return err
-	}
-	defer e.put()
-	return e.h.Delete(userBytes(u64(a, 8), uint64(e.ks)))
+	return onMap(a, MapDeleteAttrSize, func(e *entry) error {
+		return e.h.Delete(userBytes(u64(a, 8), uint64(e.ks)))
+	})
 }
 
 func getNextKey(a *[AttrSize]byte) error {
-	if err := checkAttr(a, MapNextKeyAttrSize); err != nil {
-		return err
-	}
-	e, err := elemFD(a)
-	if err != nil {
-		return err
-	}
-	defer e.put()
-	return e.h.GetNextKey(userBytes(u64(a, 8), uint64(e.ks)), userBytes(u64(a, 16), uint64(e.ks)))
+	return onMap(a, MapNextKeyAttrSize, func(e *entry) error {
+		return e.h.GetNextKey(userBytes(u64(a, 8), uint64(e.ks)), userBytes(u64(a, 16), uint64(e.ks)))
+	})
 }
 
 func freeze(a *[AttrSize]byte) error {
-	if err := checkAttr(a, MapFreezeAttrSize); err != nil {
-		return err
-	}
-	e, err := elemFD(a)
-	if err != nil {
-		return err
-	}
-	defer e.put()
-	return e.h.Freeze()
+	return onMap(a, MapFreezeAttrSize, func(e *entry) error { return e.h.Freeze() })
 }
 
 func batch(cmd int, attr unsafe.Pointer, a *[AttrSize]byte) error {
