@@ -144,11 +144,17 @@ func TestNoEscape(t *testing.T) {
 		allocs := testing.AllocsPerRun(100, f)
 		want := 0.0
 		if name == "Bytes error path" {
-			// Only the error itself is allocated, not k.
-			base := testing.AllocsPerRun(100, func() {
-				_, _ = Bytes(&globalArr, 4, nil)
-			})
-			want = base
+			// Only the error itself is allocated, not k. The error's
+			// formatting allocates a varying amount (fmt's buffer pool
+			// can be emptied by a GC under -race), so compare the
+			// fewest allocations of a few runs with the most of the
+			// baseline's: an escaping k adds one to every run.
+			for range 3 {
+				allocs = min(allocs, testing.AllocsPerRun(100, f))
+				want = max(want, testing.AllocsPerRun(100, func() {
+					_, _ = Bytes(&globalArr, 4, nil)
+				}))
+			}
 		}
 		if allocs > want {
 			t.Errorf("%s: %v allocs/op, want at most %v", name, allocs, want)
