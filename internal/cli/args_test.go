@@ -91,7 +91,7 @@ func TestJSONWriterPretty(t *testing.T) {
 	w.strField("s", `a\b'c"`)
 	w.endObject()
 	w.endArray()
-	want := "[{\n        \"key\": [\"0x01\",\"0x02\"\n        ],\n        \"empty\": [],\n        \"s\": \"a\\nb\\'c\\\"\"\n    }\n]"
+	want := "[{\n        \"key\": [\"0x01\",\"0x02\"\n        ],\n        \"empty\": [],\n        \"s\": \"a\\nb'c\\\"\"\n    }\n]"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

@@ -20,8 +20,17 @@
 // user-space map, so the two kinds can be told apart. Kernel maps are
 // reached through bpf(2) directly (internal/kbpf), so the kernel sees the
 // same attrs bpftool would pass and its errnos come back untouched.
-// Values are printed in hex; bpftool's BTF-formatted output of maps that
-// carry BTF is not reproduced.
+// A kernel map that carries BTF (btf_id and a value type id in its
+// bpf_map_info) is printed as bpftool prints it: "dump" in plain mode, when
+// every map dumped has BTF, and "lookup"/"peek"/"pop" print its elements as
+// pretty JSON of the formatted key and value (bpftool's btf_dumper: ints in
+// decimal, bitfields and 128-bit ints in hex, chars, bools, enum names,
+// char arrays as strings, structs, unions, arrays, pointers, DATASEC/VAR;
+// other kinds print "(unsupported-kind"), with no "Found N elements"
+// line; in JSON modes each element gets a "formatted" member. The map's BTF
+// is read raw from the kernel by id and parsed here; if it cannot be
+// loaded, the command fails with bpftool's "failed to get btf". Maps
+// without BTF, and all user-space maps, are printed in hex.
 package cli
 
 import (

@@ -10,8 +10,8 @@ import (
 // compact by default; pretty-printed with four-space indents where every
 // member name and every closing bracket of a non-empty container starts a
 // new line, while array elements stay on the line of their opening bracket.
-// Strings are escaped as bpftool escapes them (including its quirks: a
-// backslash comes out as \n and a single quote as \').
+// Strings are escaped as bpftool escapes them (including its quirk: a
+// backslash comes out as \n; a single quote is left as it is).
 type jsonWriter struct {
 	out    io.Writer
 	depth  int
@@ -86,8 +86,6 @@ func (w *jsonWriter) quote(s string) {
 			b.WriteString(`\b`)
 		case '"':
 			b.WriteString(`\"`)
-		case '\'':
-			b.WriteString(`\'`)
 		default:
 			b.WriteByte(c)
 		}

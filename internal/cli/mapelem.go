@@ -21,9 +21,28 @@ func (t *tool) doDump(args []string) int {
 		return -1
 	}
 	defer closeAll(maps)
-	if t.json != nil && len(maps) > 1 {
-		t.json.startArray()
-		defer t.json.endArray()
+	// wtr is the JSON writer of the dump: -j's, or in plain mode a pretty
+	// one of its own when every map carries BTF (bpftool's btf_wtr).
+	wtr := t.json
+	if wtr == nil {
+		all := true
+		for _, m := range maps {
+			info, e := m.info()
+			if e != 0 {
+				t.perr("can't get map info: %s", strerror(e))
+				return -1
+			}
+			all = all && info.btfID != 0
+		}
+		if all {
+			wtr = newJSONWriter(t.out)
+			wtr.pretty = true
+			defer wtr.finish()
+		}
+	}
+	if wtr != nil && len(maps) > 1 {
+		wtr.startArray()
+		defer wtr.endArray()
 	}
 	for n, m := range maps {
 		info, e := m.info()
@@ -31,8 +50,8 @@ func (t *tool) doDump(args []string) int {
 			t.perr("can't get map info: %s", strerror(e))
 			return -1
 		}
-		err := t.dumpMap(m, &info, len(maps) > 1)
-		if t.json == nil && n != len(maps)-1 {
+		err := t.dumpMap(m, &info, wtr, len(maps) > 1)
+		if wtr == nil && n != len(maps)-1 {
 			t.printf("\n")
 		}
 		if err != 0 {
@@ -42,17 +61,23 @@ func (t *tool) doDump(args []string) int {
 	return 0
 }
 
-// dumpMap walks the map with GET_NEXT_KEY and prints every element.
-func (t *tool) dumpMap(m bpfMap, info *mapInfo, header bool) int {
+// dumpMap walks the map with GET_NEXT_KEY and prints every element,
+// through wtr if not nil (JSON, or BTF-formatted plain output).
+func (t *tool) dumpMap(m bpfMap, info *mapInfo, wtr *jsonWriter, header bool) int {
 	e := newElem(info)
 	key := make([]byte, info.keySize)
-	if t.json != nil {
-		if header {
-			t.json.startObject()
-			t.showHeaderJSON(info)
-			t.json.name("elements")
+	var spec *btfSpec
+	if wtr != nil {
+		var ok bool
+		if spec, ok = t.mapBTF(info); !ok {
+			return -1
 		}
-		t.json.startArray()
+		if header {
+			wtr.startObject()
+			t.showHeaderJSON(wtr, info)
+			wtr.name("elements")
+		}
+		wtr.startArray()
 	} else if header {
 		t.showHeaderPlain(info)
 	}
@@ -68,15 +93,22 @@ func (t *tool) dumpMap(m bpfMap, info *mapInfo, header bool) int {
 		if errno := m.lookup(key, e.value); errno != 0 {
 			t.entryError(info, key, errno)
 		} else {
-			t.printKeyValue(info, key, e.value)
+			switch {
+			case t.json != nil:
+				t.entryJSON(info, key, e.value, spec)
+			case spec != nil:
+				dumpBTF(&btfDumper{s: spec, w: wtr, plain: true}, info, key, e.value)
+			default:
+				t.entryPlain(info, key, e.value)
+			}
 			n++
 		}
 		prev = key
 	}
-	if t.json != nil {
-		t.json.endArray()
+	if wtr != nil {
+		wtr.endArray()
 		if header {
-			t.json.endObject()
+			wtr.endObject()
 		}
 	} else {
 		s := "s"

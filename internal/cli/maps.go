@@ -21,6 +21,8 @@ type mapInfo struct {
 	ifindex                     uint32
 	netnsDev, netnsIno          uint64
 	btfID                       uint32
+	btfKeyType, btfValueType    uint32 // btf_key_type_id, btf_value_type_id
+	btfVmlinuxValueType         uint32 // btf_vmlinux_value_type_id
 	memlock                     string // fdinfo "memlock", "" if absent
 	frozen                      int
 	ncpu                        int    // possible CPUs of a per-CPU map's values
@@ -89,6 +91,8 @@ func (k *kernelMap) info() (mapInfo, syscall.Errno) {
 		maxEnts: ki.MaxEntries, flags: ki.MapFlags, name: ki.NameString(),
 		ifindex: ki.Ifindex, netnsDev: ki.NetnsDev, netnsIno: ki.NetnsIno,
 		btfID: ki.BTFID, ncpu: command.PossibleCPUs(),
+		btfKeyType: ki.BTFKeyTypeID, btfValueType: ki.BTFValueTypeID,
+		btfVmlinuxValueType: ki.BTFVmlinuxValueTypeID,
 	}
 	i.memlock = fdinfo(k.fd, "memlock")
 	i.frozen = atoi(fdinfo(k.fd, "frozen"))

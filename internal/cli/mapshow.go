@@ -34,8 +34,7 @@ func (t *tool) showHeaderPlain(i *mapInfo) {
 	t.printf("\n")
 }
 
-func (t *tool) showHeaderJSON(i *mapInfo) {
-	w := t.json
+func (t *tool) showHeaderJSON(w *jsonWriter, i *mapInfo) {
 	w.uintField("id", uint64(i.id))
 	if s, ok := typeName(i.typ); ok {
 		w.strField("type", s)
@@ -54,7 +53,7 @@ func (t *tool) showMap(i *mapInfo) {
 	if t.json != nil {
 		w := t.json
 		w.startObject()
-		t.showHeaderJSON(i)
+		t.showHeaderJSON(w, i)
 		if i.ifindex != 0 {
 			w.name("dev")
 			w.startObject()
@@ -277,8 +276,9 @@ func (t *tool) entryPlain(i *mapInfo, key, value []byte) {
 	}
 }
 
-// entryJSON prints an element as bpftool's print_entry_json.
-func (t *tool) entryJSON(i *mapInfo, key, value []byte) {
+// entryJSON prints an element as bpftool's print_entry_json, with the
+// BTF-formatted element as "formatted" if spec is not nil.
+func (t *tool) entryJSON(i *mapInfo, key, value []byte, spec *btfSpec) {
 	w := t.json
 	w.startObject()
 	w.name("key")
@@ -299,13 +299,29 @@ func (t *tool) entryJSON(i *mapInfo, key, value []byte) {
 		}
 		w.endArray()
 	}
+	if spec != nil {
+		w.name("formatted")
+		dumpBTF(&btfDumper{s: spec, w: w}, i, key, value)
+	}
 	w.endObject()
 }
 
+// printKeyValue is bpftool's print_key_value, for lookup, peek and pop: a
+// map with BTF is printed in plain mode by a pretty JSON writer of its own.
 func (t *tool) printKeyValue(i *mapInfo, key, value []byte) {
-	if t.json != nil {
-		t.entryJSON(i, key, value)
-	} else {
+	spec, ok := t.mapBTF(i)
+	if !ok {
+		return
+	}
+	switch {
+	case t.json != nil:
+		t.entryJSON(i, key, value, spec)
+	case spec != nil:
+		w := newJSONWriter(t.out)
+		w.pretty = true
+		dumpBTF(&btfDumper{s: spec, w: w, plain: true}, i, key, value)
+		w.finish()
+	default:
 		t.entryPlain(i, key, value)
 	}
 }
