@@ -135,20 +135,22 @@ func TestUserSpaceWithoutKernel(t *testing.T) {
 	}
 	kernelOff = true
 	defer func() { kernelOff = false }()
-	dir := filepath.Join(namespace.DefaultRoot(), "nokernel")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := os.MkdirTemp(namespace.DefaultRoot(), "nokernel-")
+	if err != nil {
 		t.Fatal(err)
 	}
+	rel := filepath.Base(dir)
+	name := "nk" + rel[len(rel)-6:] // unique per run: name lookups see every run's maps
 	run := func(args ...string) result { return runBpfmap(args) }
 	steps := []struct {
 		args []string
 		code int
 		out  string
 	}{
-		{[]string{"map", "create", "nokernel/q", "type", "queue", "key", "0", "value", "2", "entries", "2", "name", "nkq"}, 0, ""},
-		{[]string{"map", "push", "pinned", "nokernel/q", "value", "1", "2"}, 0, ""},
+		{[]string{"map", "create", rel + "/q", "type", "queue", "key", "0", "value", "2", "entries", "2", "name", name}, 0, ""},
+		{[]string{"map", "push", "pinned", rel + "/q", "value", "1", "2"}, 0, ""},
 		{[]string{"-j", "map", "pop", "pinned", dir + "/q"}, 0, `{"key":[],"value":["0x01","0x02"]}` + "\n"},
-		{[]string{"map", "pop", "pinned", "nokernel/q"}, 254, "Error: empty map\n"},
+		{[]string{"map", "pop", "pinned", rel + "/q"}, 254, "Error: empty map\n"},
 	}
 	for _, s := range steps {
 		r := run(s.args...)
@@ -156,8 +158,8 @@ func TestUserSpaceWithoutKernel(t *testing.T) {
 			t.Fatalf("%q: %+v", s.args, r)
 		}
 	}
-	r := run("map", "show", "name", "nkq")
-	if r.code != 0 || !strings.Contains(r.stdout, ": queue  name nkq  flags 0x0\n") || !strings.Contains(r.stdout, "user_space namespace "+namespace.DefaultRoot()) {
+	r := run("map", "show", "name", name)
+	if r.code != 0 || !strings.Contains(r.stdout, ": queue  name "+name+"  flags 0x0\n") || !strings.Contains(r.stdout, "user_space namespace "+namespace.DefaultRoot()) {
 		t.Fatalf("show by name: %+v", r)
 	}
 	id := strings.SplitN(r.stdout, ":", 2)[0]

@@ -162,15 +162,13 @@ func TestGoldenAgainstBpftool(t *testing.T) {
 	}{{"plain", nil}, {"json", []string{"-j"}}, {"pretty", []string{"-p"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("g%04x", rand.IntN(1<<16))
-			dirs := map[string]string{
-				"bpftool/kernel": filepath.Join(kdir, mode.name+"-bpftool"),
-				"bpfmap/kernel":  filepath.Join(kdir, mode.name+"-bpfmap"),
-				"bpfmap/user":    filepath.Join(ns.Root(), mode.name),
-			}
-			for _, d := range dirs {
-				if err := os.Mkdir(d, 0o700); err != nil {
+			dirs := map[string]string{}
+			for run, parent := range map[string]string{"bpftool/kernel": kdir, "bpfmap/kernel": kdir, "bpfmap/user": ns.Root()} {
+				d, err := os.MkdirTemp(parent, mode.name+"-")
+				if err != nil {
 					t.Fatal(err)
 				}
+				dirs[run] = d
 			}
 			// Names differ per run so that "name" lookups, which see both
 			// worlds, find one map each.
