@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
-	"unsafe"
 
 	"github.com/bpfmap/bpfmap/internal/kbpf"
 )
@@ -604,40 +602,15 @@ func (d *btfDumper) int128(b []byte) {
 // loadBTF is libbpf's btf__load_from_kernel_by_id: the kernel's BTF object
 // id, read back raw and parsed.
 func loadBTF(id uint32) (*btfSpec, syscall.Errno) {
-	attr := make([]byte, 12)
-	nativeEndian.PutUint32(attr, id)
-	fd, errno := kbpf.Raw(19, attr) // BPF_BTF_GET_FD_BY_ID
+	raw, errno := kbpf.BTFByID(id)
 	if errno != 0 {
 		return nil, errno
 	}
-	defer kbpf.Close(fd)
-	size := uint32(4096)
-	for {
-		buf := make([]byte, size)
-		info := make([]byte, 32) // struct bpf_btf_info
-		nativeEndian.PutUint64(info, uint64(uintptr(unsafe.Pointer(&buf[0]))))
-		nativeEndian.PutUint32(info[8:], size)
-		a := make([]byte, 16)
-		nativeEndian.PutUint32(a, uint32(fd))
-		nativeEndian.PutUint32(a[4:], uint32(len(info)))
-		nativeEndian.PutUint64(a[8:], uint64(uintptr(unsafe.Pointer(&info[0]))))
-		_, errno := kbpf.Raw(15, a) // BPF_OBJ_GET_INFO_BY_FD
-		runtime.KeepAlive(buf)
-		runtime.KeepAlive(info)
-		if errno != 0 {
-			return nil, errno
-		}
-		got := nativeEndian.Uint32(info[8:])
-		if got > size {
-			size = got
-			continue
-		}
-		s, err := parseBTF(buf[:got])
-		if err != nil {
-			return nil, syscall.EINVAL
-		}
-		return s, 0
+	s, err := parseBTF(raw)
+	if err != nil {
+		return nil, syscall.EINVAL
 	}
+	return s, 0
 }
 
 // mapBTF is bpftool's get_map_kv_btf: the BTF a map's elements are

@@ -96,3 +96,50 @@ func Mmap(fd int, length int, prot int) ([]byte, syscall.Errno) {
 
 // Munmap unmaps memory returned by Mmap.
 func Munmap(b []byte) error { return unix.Munmap(b) }
+
+// cmdBTFGetFDByID is BPF_BTF_GET_FD_BY_ID.
+const cmdBTFGetFDByID = 19
+
+// BTFByID returns the raw BTF (header, types and strings) of the kernel's
+// BTF object id, as libbpf's btf__load_from_kernel_by_id reads it:
+// BPF_BTF_GET_FD_BY_ID, then BPF_OBJ_GET_INFO_BY_FD with struct
+// bpf_btf_info, growing the buffer to the size the kernel reports.
+func BTFByID(id uint32) ([]byte, syscall.Errno) {
+	attr := make([]byte, 12) // btf_id, next_id, open_flags
+	ne.PutUint32(attr, id)
+	fd, e := Raw(cmdBTFGetFDByID, attr)
+	if e != 0 {
+		return nil, e
+	}
+	defer unix.Close(fd)
+	size := uint32(4096)
+	for {
+		buf, got, e := btfInfo(fd, size)
+		if e != 0 {
+			return nil, e
+		}
+		if got <= size {
+			return buf[:got], 0
+		}
+		size = got
+	}
+}
+
+// btfInfo runs BPF_OBJ_GET_INFO_BY_FD on a BTF fd with a size-byte buffer
+// and returns it with the BTF's full size.
+func btfInfo(fd int, size uint32) ([]byte, uint32, syscall.Errno) {
+	var ps pins
+	defer ps.p.Unpin()
+	buf := make([]byte, size)
+	info := make([]byte, 32) // struct bpf_btf_info: btf, btf_size, id, name, name_len, kernel_btf
+	ne.PutUint64(info[0:], ps.addr(buf))
+	ne.PutUint32(info[8:], size)
+	attr := make([]byte, infoAttrSize)
+	ne.PutUint32(attr[0:], uint32(fd))
+	ne.PutUint32(attr[infoLenOffset:], uint32(len(info)))
+	ne.PutUint64(attr[8:], ps.addr(info))
+	if _, e := Raw(cmdObjGetInfoByFD, attr); e != 0 {
+		return nil, 0, e
+	}
+	return buf, ne.Uint32(info[8:]), 0
+}

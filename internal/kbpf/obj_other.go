@@ -24,3 +24,6 @@ func Mmap(fd int, length int, prot int) ([]byte, syscall.Errno) { return nil, sy
 
 // Munmap would unmap memory returned by Mmap; on this GOOS it returns ENOSYS.
 func Munmap(b []byte) error { return syscall.ENOSYS }
+
+// BTFByID would read a kernel BTF object; on this GOOS it returns ENOSYS.
+func BTFByID(id uint32) ([]byte, syscall.Errno) { return nil, syscall.ENOSYS }
