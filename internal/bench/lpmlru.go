@@ -70,8 +70,26 @@ func NewLPMRoutes(n uint32) LPMRoutes {
 	return t
 }
 
+// lpmSpec is the trie for n routes, with room for one more (the
+// insert+delete benchmark's).
 func lpmSpec(n uint32) *ebpf.MapSpec {
-	return &ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 8, MaxEntries: n, Flags: uapi.FNoPrealloc}
+	return &ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 8, MaxEntries: n + 1, Flags: uapi.FNoPrealloc}
+}
+
+// measureBpfmapLPM fills a bpfmap trie with t's routes and measures loop
+// on it.
+func measureBpfmapLPM(t LPMRoutes, loop func(*testing.B, LPMRoutes, *bpfmap.Map)) Result {
+	m, err := bpfmap.NewMap(lpmSpec(uint32(len(t.Keys))))
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer m.Close()
+	for i, k := range t.Keys {
+		if err := m.Update(k, uint64(i), ebpf.UpdateAny); err != nil {
+			return Result{Err: err}
+		}
+	}
+	return benchResult(func(b *testing.B) { loop(b, t, m) })
 }
 
 // LPMLookupLoop runs b.N /32 lookups of t's probes on m, in the kernel
@@ -117,21 +135,7 @@ func MeasureBart(t LPMRoutes) Result {
 // MeasureLPM returns bpfmap's and the kernel's in-BPF /32 lookup cost on
 // t's routes.
 func MeasureLPM(t LPMRoutes) (bm, kernel Result) {
-	n := uint32(len(t.Keys))
-	if m, err := bpfmap.NewMap(lpmSpec(n)); err != nil {
-		bm.Err = err
-	} else {
-		for i, k := range t.Keys {
-			if err := m.Update(k, uint64(i), ebpf.UpdateAny); err != nil {
-				bm.Err = err
-				break
-			}
-		}
-		if bm.Err == nil {
-			bm = benchResult(func(b *testing.B) { LPMLookupLoop(b, t, m) })
-		}
-		m.Close()
-	}
+	bm = measureBpfmapLPM(t, LPMLookupLoop)
 	km, err := newKernelLPM(t)
 	if err != nil {
 		kernel.Err = err
@@ -164,23 +168,7 @@ func LPMUpdateDeleteLoop(b *testing.B, t LPMRoutes, m *bpfmap.Map) {
 // t's fresh routes in a trie holding t's routes: bpfmap, the kernel in BPF
 // and gaissmai/bart.
 func MeasureLPMUpdateDelete(t LPMRoutes) (bm, kernel, bt Result) {
-	n := uint32(len(t.Keys))
-	spec := lpmSpec(n)
-	spec.MaxEntries = n + 1
-	if m, err := bpfmap.NewMap(spec); err != nil {
-		bm.Err = err
-	} else {
-		for i, k := range t.Keys {
-			if err := m.Update(k, uint64(i), ebpf.UpdateAny); err != nil {
-				bm.Err = err
-				break
-			}
-		}
-		if bm.Err == nil {
-			bm = benchResult(func(b *testing.B) { LPMUpdateDeleteLoop(b, t, m) })
-		}
-		m.Close()
-	}
+	bm = measureBpfmapLPM(t, LPMUpdateDeleteLoop)
 	var tbl bart.Table[uint64]
 	for i, k := range t.Keys {
 		tbl.Insert(routePrefix(k), uint64(i))
@@ -216,9 +204,7 @@ func newKernelLPM(t LPMRoutes) (*ebpf.Map, error) {
 	if err := kbpf.Available(); err != nil {
 		return nil, err
 	}
-	spec := lpmSpec(uint32(len(t.Keys)))
-	spec.MaxEntries++ // room for the insert+delete benchmark's route
-	km, err := ebpf.NewMap(spec)
+	km, err := ebpf.NewMap(lpmSpec(uint32(len(t.Keys))))
 	if err != nil {
 		return nil, err
 	}

@@ -25,9 +25,14 @@ func TestMeasureLPMAndLRU(t *testing.T) {
 	old := KernelIters
 	KernelIters = 1 << 14
 	defer func() { KernelIters = old }()
-	bm, kr := MeasureLPM(NewLPMRoutes(1 << 10))
+	routes := NewLPMRoutes(1 << 10)
+	bm, kr := MeasureLPM(routes)
 	if bm.Err != nil || kr.Err != nil || bm.AllocsPerOp != 0 {
 		t.Fatalf("lpm: %v / %v", bm, kr)
+	}
+	bm, kr, bt := MeasureLPMUpdateDelete(routes)
+	if bm.Err != nil || kr.Err != nil || bt.Err != nil || bm.AllocsPerOp != 0 {
+		t.Fatalf("lpm insert+delete: %v / %v / %v", bm, kr, bt)
 	}
 	for _, op := range []Op{Lookup, Update} {
 		bm, kr, g := MeasureLRU(Case{LRU, op, 1 << 10})
