@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
+	"syscall"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -35,14 +35,14 @@ func TestBloomAPI(t *testing.T) {
 		t.Fatalf("memlock %d", ml)
 	}
 	v := uint32(42)
-	wantErr(t, "lookup of an absent value", m.Lookup(nil, &v), ebpf.ErrKeyNotExist, unix.ENOENT)
+	wantErr(t, "lookup of an absent value", m.Lookup(nil, &v), ebpf.ErrKeyNotExist, syscall.ENOENT)
 	if ok, err := m.Contains(v); ok || err != nil {
 		t.Fatalf("Contains before push: %v, %v", ok, err)
 	}
 	wantErr(t, "put", m.Put(nil, v))
 	wantErr(t, "push", m.Push(uint32(43)))
-	wantErr(t, "push EXIST", m.Update(nil, v, ebpf.UpdateExist), unix.EINVAL)
-	wantErr(t, "push NOEXIST", m.Update(nil, v, ebpf.UpdateNoExist), unix.EINVAL)
+	wantErr(t, "push EXIST", m.Update(nil, v, ebpf.UpdateExist), syscall.EINVAL)
+	wantErr(t, "push NOEXIST", m.Update(nil, v, ebpf.UpdateNoExist), syscall.EINVAL)
 	// The lookup reads v: a pointer, a plain value and bytes all work.
 	wantErr(t, "lookup pushed value by pointer", m.Lookup(nil, &v))
 	if v != 42 {
@@ -50,14 +50,14 @@ func TestBloomAPI(t *testing.T) {
 	}
 	wantErr(t, "lookup pushed value by value", m.Lookup(nil, uint32(43)))
 	wantErr(t, "lookup pushed value as bytes", m.Lookup(nil, binary.NativeEndian.AppendUint32(nil, 42)))
-	wantErr(t, "lookup with flags", m.LookupWithFlags(nil, &v, ebpf.LookupLock), unix.EINVAL)
-	wantErr(t, "lookup nil value", m.Lookup(nil, nil), unix.EFAULT)
+	wantErr(t, "lookup with flags", m.LookupWithFlags(nil, &v, ebpf.LookupLock), syscall.EINVAL)
+	wantErr(t, "lookup nil value", m.Lookup(nil, nil), syscall.EFAULT)
 	if ok, err := m.Contains(&v); !ok || err != nil {
 		t.Fatalf("Contains after push: %v, %v", ok, err)
 	}
-	wantErr(t, "peek", m.Peek(&v), unix.EINVAL)
-	wantErr(t, "delete", m.Delete(nil), unix.EOPNOTSUPP)
-	wantErr(t, "next key", m.NextKey(nil, new(uint32)), unix.EOPNOTSUPP)
+	wantErr(t, "peek", m.Peek(&v), syscall.EINVAL)
+	wantErr(t, "delete", m.Delete(nil), syscall.EOPNOTSUPP)
+	wantErr(t, "next key", m.NextKey(nil, new(uint32)), syscall.EOPNOTSUPP)
 	wantErr(t, "lookup and delete", m.LookupAndDelete(nil, &v), bpfmap.ENOTSUPP, ebpf.ErrNotSupported)
 	wantErr(t, "pop", m.Pop(&v), bpfmap.ENOTSUPP)
 
@@ -142,7 +142,7 @@ func FuzzBloomModel(f *testing.F) {
 			case 0, 1:
 				err := m.Push(v)
 				if frozen {
-					check(t, "push frozen", err, unix.EPERM)
+					check(t, "push frozen", err, syscall.EPERM)
 					continue
 				}
 				check(t, "push", err, nil)

@@ -1,10 +1,10 @@
 package sharetest
 
-import "golang.org/x/sys/unix"
+import "syscall"
 
 var (
-	errE2BIG  = unix.E2BIG
-	errEPERM  = unix.EPERM
-	errENOSPC = unix.ENOSPC
-	errENOENT = unix.ENOENT
+	errE2BIG  = syscall.E2BIG
+	errEPERM  = syscall.EPERM
+	errENOSPC = syscall.ENOSPC
+	errENOENT = syscall.ENOENT
 )
