@@ -3,10 +3,10 @@ package bpfmap_test
 import (
 	"encoding/binary"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"syscall"
 
 	"github.com/bpfmap/bpfmap"
 )

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 // checked is a 24-byte value whose words must agree: a reader that ever
@@ -49,7 +49,7 @@ func TestConcurrentNoTornValuesNoOvercount(t *testing.T) {
 					for i := uint64(0); !stop.Load(); i++ {
 						k := uint32((i*7 + uint64(w)) % (max + 4))
 						err := put(k, i<<8|uint64(w))
-						if err != nil && !(hash && errors.Is(err, unix.E2BIG)) && !(!hash && errors.Is(err, unix.E2BIG) && k >= max) {
+						if err != nil && !(hash && errors.Is(err, syscall.E2BIG)) && !(!hash && errors.Is(err, syscall.E2BIG) && k >= max) {
 							errc <- err
 							return
 						}

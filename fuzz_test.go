@@ -3,10 +3,10 @@ package bpfmap_test
 import (
 	"encoding/binary"
 	"errors"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -46,15 +46,15 @@ func FuzzOpsAgainstModel(f *testing.F) {
 				var want error
 				switch {
 				case frozen:
-					want = unix.EPERM
+					want = syscall.EPERM
 				case flags > ebpf.UpdateExist:
-					want = unix.EINVAL
+					want = syscall.EINVAL
 				case flags == ebpf.UpdateNoExist && present:
-					want = unix.EEXIST
+					want = syscall.EEXIST
 				case flags == ebpf.UpdateExist && !present:
-					want = unix.ENOENT
+					want = syscall.ENOENT
 				case !present && len(model) >= max:
-					want = unix.E2BIG
+					want = syscall.E2BIG
 				}
 				check(t, "hash update", err, want)
 				if want == nil {
@@ -64,11 +64,11 @@ func FuzzOpsAgainstModel(f *testing.F) {
 				want = nil
 				switch {
 				case flags > ebpf.UpdateExist:
-					want = unix.EINVAL
+					want = syscall.EINVAL
 				case k >= max:
-					want = unix.E2BIG
+					want = syscall.E2BIG
 				case flags == ebpf.UpdateNoExist:
-					want = unix.EEXIST
+					want = syscall.EEXIST
 				}
 				check(t, "array update", err, want)
 				if want == nil {
@@ -83,7 +83,7 @@ func FuzzOpsAgainstModel(f *testing.F) {
 						t.Fatalf("hash lookup %d = %d, model %d", k, got, mv)
 					}
 				} else {
-					check(t, "hash lookup", err, unix.ENOENT)
+					check(t, "hash lookup", err, syscall.ENOENT)
 				}
 				err = a.Lookup(k, &got)
 				if k < max {
@@ -92,19 +92,19 @@ func FuzzOpsAgainstModel(f *testing.F) {
 						t.Fatalf("array lookup %d = %d, model %d", k, got, arr[k])
 					}
 				} else {
-					check(t, "array lookup", err, unix.ENOENT)
+					check(t, "array lookup", err, syscall.ENOENT)
 				}
 			case 3: // delete
 				err := h.Delete(k)
 				_, present := model[k]
 				switch {
 				case frozen:
-					check(t, "hash delete", err, unix.EPERM)
+					check(t, "hash delete", err, syscall.EPERM)
 				case present:
 					check(t, "hash delete", err, nil)
 					delete(model, k)
 				default:
-					check(t, "hash delete", err, unix.ENOENT)
+					check(t, "hash delete", err, syscall.ENOENT)
 				}
 			case 4: // lookup and delete
 				var got uint64
@@ -112,7 +112,7 @@ func FuzzOpsAgainstModel(f *testing.F) {
 				mv, present := model[k]
 				switch {
 				case frozen:
-					check(t, "hash lookup and delete", err, unix.EPERM)
+					check(t, "hash lookup and delete", err, syscall.EPERM)
 				case present:
 					check(t, "hash lookup and delete", err, nil)
 					if got != mv {
@@ -120,7 +120,7 @@ func FuzzOpsAgainstModel(f *testing.F) {
 					}
 					delete(model, k)
 				default:
-					check(t, "hash lookup and delete", err, unix.ENOENT)
+					check(t, "hash lookup and delete", err, syscall.ENOENT)
 				}
 			case 5: // full iteration equals the model
 				got := map[uint32]uint64{}
@@ -141,13 +141,13 @@ func FuzzOpsAgainstModel(f *testing.F) {
 				if frozen {
 					// EPERM comes before the kernel touches attr.count, so
 					// the count reads back as given (as with cilium/ebpf).
-					check(t, "batch delete on a frozen map", err, unix.EPERM)
+					check(t, "batch delete on a frozen map", err, syscall.EPERM)
 					break
 				}
 				for _, bk := range keys[:n] {
 					delete(model, bk)
 				}
-				if err != nil && !errors.Is(err, unix.ENOENT) {
+				if err != nil && !errors.Is(err, syscall.ENOENT) {
 					t.Fatalf("batch delete: %v", err)
 				}
 			case 7:
@@ -199,9 +199,9 @@ func FuzzMarshalling(f *testing.F) {
 				m.Delete(key), m.LookupAndDelete(key, val), m.NextKey(key, val),
 				func() error { _, err := m.BatchLookup(new(bpfmap.MapBatchCursor), key, val, nil); return err }(),
 			} {
-				if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) &&
-					!errors.Is(err, unix.E2BIG) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, bpfmap.ENOTSUPP) &&
-					!errors.Is(err, unix.ENOSPC) {
+				if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) &&
+					!errors.Is(err, syscall.E2BIG) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, bpfmap.ENOTSUPP) &&
+					!errors.Is(err, syscall.ENOSPC) {
 					t.Fatalf("%v: unexpected error class: %v", typ, err)
 				}
 			}
@@ -211,8 +211,8 @@ func FuzzMarshalling(f *testing.F) {
 				_, err1 := m2.BatchUpdate(key, val, nil)
 				_, err2 := m2.BatchDelete(key, nil)
 				for _, err := range []error{err1, err2} {
-					if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) &&
-						!errors.Is(err, unix.E2BIG) && !errors.Is(err, bpfmap.ENOTSUPP) {
+					if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) &&
+						!errors.Is(err, syscall.E2BIG) && !errors.Is(err, bpfmap.ENOTSUPP) {
 						t.Fatalf("%v: batch: unexpected error class: %v", typ, err)
 					}
 				}

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -24,7 +24,7 @@ func TestLPMThroughThePublicAPI(t *testing.T) {
 	wantErr(t, "put /8", m.Put(lpmKey{8, [4]byte{10}}, uint32(8)))
 	wantErr(t, "put /16", m.Put(lpmKey{16, [4]byte{10, 1}}, uint32(16)))
 	wantErr(t, "put /24", m.Put(lpmKey{24, [4]byte{10, 1, 2, 99}}, uint32(24))) // host bits kept
-	wantErr(t, "full", m.Put(lpmKey{32, [4]byte{1, 2, 3, 4}}, uint32(1)), unix.ENOSPC)
+	wantErr(t, "full", m.Put(lpmKey{32, [4]byte{1, 2, 3, 4}}, uint32(1)), syscall.ENOSPC)
 	var v uint32
 	for _, tc := range []struct {
 		k    lpmKey
@@ -49,7 +49,7 @@ func TestLPMThroughThePublicAPI(t *testing.T) {
 	wantErr(t, "lookup and delete", m.LookupAndDelete(lpmKey{8, [4]byte{10}}, &v), bpfmap.ENOTSUPP)
 	wantErr(t, "delete by prefix", m.Delete(lpmKey{16, [4]byte{10, 1, 7, 7}}))
 	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 4, MaxEntries: 3})
-	wantErr(t, "without BPF_F_NO_PREALLOC", err, unix.EINVAL)
+	wantErr(t, "without BPF_F_NO_PREALLOC", err, syscall.EINVAL)
 }
 
 // An LPM trie answers longest-prefix-match lookups, as routing tables need.

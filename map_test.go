@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 	"github.com/bpfmap/bpfmap/internal/jhash"
@@ -50,27 +49,27 @@ func wantErr(t *testing.T, what string, err error, want ...error) {
 func TestErrorsMatchSentinelAndErrno(t *testing.T) {
 	m := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 	var v uint64
-	wantErr(t, "lookup missing", m.Lookup(uint32(1), &v), ebpf.ErrKeyNotExist, unix.ENOENT)
+	wantErr(t, "lookup missing", m.Lookup(uint32(1), &v), ebpf.ErrKeyNotExist, syscall.ENOENT)
 	wantErr(t, "put", m.Put(uint32(1), uint64(1)))
-	wantErr(t, "noexist on existing", m.Update(uint32(1), uint64(2), ebpf.UpdateNoExist), ebpf.ErrKeyExist, unix.EEXIST)
-	wantErr(t, "full", m.Put(uint32(2), uint64(2)), unix.E2BIG)
-	wantErr(t, "exist on missing (even when full)", m.Update(uint32(2), uint64(2), ebpf.UpdateExist), ebpf.ErrKeyNotExist, unix.ENOENT)
+	wantErr(t, "noexist on existing", m.Update(uint32(1), uint64(2), ebpf.UpdateNoExist), ebpf.ErrKeyExist, syscall.EEXIST)
+	wantErr(t, "full", m.Put(uint32(2), uint64(2)), syscall.E2BIG)
+	wantErr(t, "exist on missing (even when full)", m.Update(uint32(2), uint64(2), ebpf.UpdateExist), ebpf.ErrKeyNotExist, syscall.ENOENT)
 	wantErr(t, "replace when full", m.Put(uint32(1), uint64(3)))
-	wantErr(t, "bad flags", m.Update(uint32(1), uint64(3), 3), unix.EINVAL)
-	wantErr(t, "lock flag", m.Update(uint32(1), uint64(3), ebpf.UpdateLock), unix.EINVAL)
-	wantErr(t, "lookup lock flag", m.LookupWithFlags(uint32(1), &v, ebpf.LookupLock), unix.EINVAL)
+	wantErr(t, "bad flags", m.Update(uint32(1), uint64(3), 3), syscall.EINVAL)
+	wantErr(t, "lock flag", m.Update(uint32(1), uint64(3), ebpf.UpdateLock), syscall.EINVAL)
+	wantErr(t, "lookup lock flag", m.LookupWithFlags(uint32(1), &v, ebpf.LookupLock), syscall.EINVAL)
 
 	a := newMap(t, &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2})
-	wantErr(t, "array delete", a.Delete(uint32(0)), unix.EINVAL)
+	wantErr(t, "array delete", a.Delete(uint32(0)), syscall.EINVAL)
 	wantErr(t, "array lookup and delete", a.LookupAndDelete(uint32(0), &v), ebpf.ErrNotSupported, bpfmap.ENOTSUPP)
-	wantErr(t, "array index past end", a.Put(uint32(2), uint64(1)), unix.E2BIG)
+	wantErr(t, "array index past end", a.Put(uint32(2), uint64(1)), syscall.E2BIG)
 	wantErr(t, "array noexist", a.Update(uint32(1), uint64(1), ebpf.UpdateNoExist), ebpf.ErrKeyExist)
 	wantErr(t, "array lookup past end", a.Lookup(uint32(5), &v), ebpf.ErrKeyNotExist)
 	_, err := a.BatchLookupAndDelete(new(bpfmap.MapBatchCursor), make([]uint32, 1), make([]uint64, 1), nil)
 	wantErr(t, "array lookup-and-delete batch", err, bpfmap.ENOTSUPP, ebpf.ErrNotSupported)
 
 	var e *bpfmap.Error
-	if !errors.As(m.Lookup(uint32(9), &v), &e) || e.Errno != unix.ENOENT || e.Op != "lookup" {
+	if !errors.As(m.Lookup(uint32(9), &v), &e) || e.Errno != syscall.ENOENT || e.Op != "lookup" {
 		t.Fatalf("errors.As *Error: %#v", e)
 	}
 }
@@ -80,27 +79,27 @@ func TestCreateValidation(t *testing.T) {
 		spec ebpf.MapSpec
 		want error
 	}{
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 0, ValueSize: 8, MaxEntries: 1}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 0, MaxEntries: 1}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 0}, unix.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 0, ValueSize: 8, MaxEntries: 1}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 0, MaxEntries: 1}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 0}, syscall.EINVAL},
 		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4194255 - 8, ValueSize: 8, MaxEntries: 1}, nil},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4194256 - 8, ValueSize: 8, MaxEntries: 1}, unix.E2BIG},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4194256 - 8, ValueSize: 8, MaxEntries: 1}, syscall.E2BIG},
 		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1 << 27}, nil},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1<<27 + 1}, unix.E2BIG},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 1}, unix.EINVAL}, // NO_COMMON_LRU
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fRdonly | fWronly}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1<<7 | 1<<8}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fMmapable}, unix.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1<<27 + 1}, syscall.E2BIG},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 1}, syscall.EINVAL}, // NO_COMMON_LRU
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fRdonly | fWronly}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1<<7 | 1<<8}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fMmapable}, syscall.EINVAL},
 		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 32768, MaxEntries: 1}, nil},
-		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 32769, MaxEntries: 1}, unix.E2BIG},
-		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 2}, unix.EINVAL}, // NUMA
-		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 8, ValueSize: 8, MaxEntries: 1}, unix.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 32769, MaxEntries: 1}, syscall.E2BIG},
+		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 2}, syscall.EINVAL}, // NUMA
+		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 8, ValueSize: 8, MaxEntries: 1}, syscall.EINVAL},
 		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fMmapable}, nil},
-		{ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fMmapable}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 2}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1, MapExtra: 1}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.MapType(34), KeySize: 4, ValueSize: 8, MaxEntries: 1}, unix.EINVAL},
-		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1}, unix.EINVAL}, // no InnerMap
+		{ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: fMmapable}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 2}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1, MapExtra: 1}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.MapType(34), KeySize: 4, ValueSize: 8, MaxEntries: 1}, syscall.EINVAL},
+		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1}, syscall.EINVAL}, // no InnerMap
 		{ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, MaxEntries: 1, InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}}, nil},
 		{ebpf.MapSpec{Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8, MaxEntries: 1}, ebpf.ErrNotSupported},
 	} {
@@ -131,7 +130,7 @@ func TestPossibleCPUsOption(t *testing.T) {
 	m.Close()
 	_, err = bpfmap.NewMapWithOptions(&ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 8, MaxEntries: 1},
 		bpfmap.MapOptions{PossibleCPUs: 8193})
-	wantErr(t, "more CPUs than NR_CPUS", err, unix.EINVAL)
+	wantErr(t, "more CPUs than NR_CPUS", err, syscall.EINVAL)
 }
 
 func TestNameSanitized(t *testing.T) {
@@ -148,28 +147,28 @@ func TestNameSanitized(t *testing.T) {
 
 func TestAccessModesAndFreeze(t *testing.T) {
 	ro := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 2, Flags: fRdonly})
-	wantErr(t, "update on read-only handle", ro.Put(uint32(1), uint32(1)), unix.EPERM)
-	wantErr(t, "freeze on read-only handle", ro.Freeze(), unix.EPERM)
+	wantErr(t, "update on read-only handle", ro.Put(uint32(1), uint32(1)), syscall.EPERM)
+	wantErr(t, "freeze on read-only handle", ro.Freeze(), syscall.EPERM)
 	var v uint32
-	wantErr(t, "lookup on read-only handle", ro.Lookup(uint32(1), &v), unix.ENOENT)
+	wantErr(t, "lookup on read-only handle", ro.Lookup(uint32(1), &v), syscall.ENOENT)
 	if info, _ := ro.Info(); info.Flags&fRdonly != 0 {
 		t.Fatalf("BPF_F_RDONLY stored in map flags: %#x", info.Flags)
 	}
 
 	wo := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 2, Flags: fWronly})
 	wantErr(t, "update on write-only", wo.Put(uint32(1), uint32(1)))
-	wantErr(t, "lookup on write-only", wo.Lookup(uint32(1), &v), unix.EPERM)
-	wantErr(t, "lookup-and-delete on write-only", wo.LookupAndDelete(uint32(1), &v), unix.EPERM)
+	wantErr(t, "lookup on write-only", wo.Lookup(uint32(1), &v), syscall.EPERM)
+	wantErr(t, "lookup-and-delete on write-only", wo.LookupAndDelete(uint32(1), &v), syscall.EPERM)
 
 	m := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 2})
 	wantErr(t, "put", m.Put(uint32(1), uint32(7)))
 	wantErr(t, "freeze", m.Freeze())
-	wantErr(t, "freeze twice", m.Freeze(), unix.EPERM)
-	wantErr(t, "update frozen", m.Put(uint32(1), uint32(8)), unix.EPERM)
-	wantErr(t, "delete frozen", m.Delete(uint32(1)), unix.EPERM)
-	wantErr(t, "lookup-and-delete frozen", m.LookupAndDelete(uint32(1), &v), unix.EPERM)
+	wantErr(t, "freeze twice", m.Freeze(), syscall.EPERM)
+	wantErr(t, "update frozen", m.Put(uint32(1), uint32(8)), syscall.EPERM)
+	wantErr(t, "delete frozen", m.Delete(uint32(1)), syscall.EPERM)
+	wantErr(t, "lookup-and-delete frozen", m.LookupAndDelete(uint32(1), &v), syscall.EPERM)
 	_, err := m.BatchUpdate([]uint32{1}, []uint32{1}, nil)
-	wantErr(t, "batch update frozen", err, unix.EPERM)
+	wantErr(t, "batch update frozen", err, syscall.EPERM)
 	wantErr(t, "lookup frozen", m.Lookup(uint32(1), &v))
 	if v != 7 {
 		t.Fatalf("value %d", v)
@@ -188,13 +187,13 @@ func TestCloneAndClose(t *testing.T) {
 	wantErr(t, "close original", m.Close())
 	wantErr(t, "close twice", m.Close())
 	var v uint32
-	wantErr(t, "use after close", m.Lookup(uint32(1), &v), unix.EBADF)
+	wantErr(t, "use after close", m.Lookup(uint32(1), &v), syscall.EBADF)
 	wantErr(t, "clone sees the map", c.Lookup(uint32(1), &v))
 	if v != 5 {
 		t.Fatalf("clone read %d", v)
 	}
 	wantErr(t, "close clone", c.Close())
-	wantErr(t, "use clone after close", c.Put(uint32(1), uint32(1)), unix.EBADF)
+	wantErr(t, "use clone after close", c.Put(uint32(1), uint32(1)), syscall.EBADF)
 	if _, err := c.Info(); !errors.Is(err, syscall.Errno(77)) {
 		t.Fatalf("info after close: %v", err)
 	}
@@ -223,7 +222,7 @@ func TestPerCPUPaddingRoundTrips(t *testing.T) {
 		if len(per) != 2 || per[1] != [5]byte{9, 10, 11, 12, 13} {
 			t.Fatalf("%v: per-CPU slice %v", typ, per)
 		}
-		wantErr(t, "wrong CPU count", m.Put(uint32(0), [][5]byte{{}, {}, {}}), unix.EINVAL)
+		wantErr(t, "wrong CPU count", m.Put(uint32(0), [][5]byte{{}, {}, {}}), syscall.EINVAL)
 	}
 	a := newMap(t, &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2})
 	var per []uint64
@@ -310,11 +309,11 @@ func TestLookupAndDeleteAndBytes(t *testing.T) {
 func TestBatchOperations(t *testing.T) {
 	m := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 3})
 	n, err := m.BatchUpdate([]uint32{1, 2, 3, 4, 5}, []uint64{10, 20, 30, 40, 50}, nil)
-	if n != 3 || !errors.Is(err, unix.E2BIG) {
+	if n != 3 || !errors.Is(err, syscall.E2BIG) {
 		t.Fatalf("batch update into max 3: %d, %v", n, err)
 	}
 	_, err = m.BatchUpdate([]uint32{1}, []uint64{1}, &ebpf.BatchOptions{ElemFlags: uint64(ebpf.UpdateNoExist)})
-	wantErr(t, "batch update NOEXIST", err, unix.EINVAL)
+	wantErr(t, "batch update NOEXIST", err, syscall.EINVAL)
 	n, err = m.BatchDelete([]uint32{1, 42, 2}, nil)
 	if n != 1 || !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Fatalf("batch delete: %d, %v", n, err)
@@ -357,7 +356,7 @@ func TestBatchOperations(t *testing.T) {
 	wantErr(t, "batch lookup of the drained map", err, ebpf.ErrKeyNotExist)
 	other := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
 	_, err = other.BatchLookup(&c, keys, vals, nil)
-	wantErr(t, "cursor reused across maps", err, unix.EINVAL)
+	wantErr(t, "cursor reused across maps", err, syscall.EINVAL)
 }
 
 func TestMemoryOfMmapableArray(t *testing.T) {
@@ -381,7 +380,7 @@ func TestMemoryOfMmapableArray(t *testing.T) {
 	if v != 1 {
 		t.Fatalf("lookup after write through memory: %d", v)
 	}
-	wantErr(t, "freeze while writable view", m.Freeze(), unix.EBUSY)
+	wantErr(t, "freeze while writable view", m.Freeze(), syscall.EBUSY)
 	wantErr(t, "close view", mem.Close())
 	wantErr(t, "freeze", m.Freeze())
 	ro, err := m.Memory()
@@ -394,7 +393,7 @@ func TestMemoryOfMmapableArray(t *testing.T) {
 
 	plain := newMap(t, &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 3})
 	_, err = plain.Memory()
-	wantErr(t, "memory without BPF_F_MMAPABLE", err, ebpf.ErrNotSupported, unix.EINVAL)
+	wantErr(t, "memory without BPF_F_MMAPABLE", err, ebpf.ErrNotSupported, syscall.EINVAL)
 	h := newMap(t, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 3})
 	_, err = h.Memory()
 	wantErr(t, "memory of a hash", err, ebpf.ErrNotSupported, bpfmap.ENOTSUPP)
@@ -410,9 +409,9 @@ func TestSpecContents(t *testing.T) {
 	}
 	_, err := bpfmap.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 2,
 		Contents: []ebpf.MapKV{{Key: uint32(5), Value: uint32(11)}}})
-	wantErr(t, "contents out of range", err, unix.E2BIG)
+	wantErr(t, "contents out of range", err, syscall.E2BIG)
 	_, err = bpfmap.NewMap(nil)
-	wantErr(t, "nil spec", err, unix.EINVAL)
+	wantErr(t, "nil spec", err, syscall.EINVAL)
 }
 
 func TestPerCPUBatches(t *testing.T) {
@@ -443,7 +442,7 @@ func TestPerCPUBatches(t *testing.T) {
 			}
 		}
 		_, err = m.BatchUpdate([]uint32{0}, []uint32{1, 2, 3}, nil)
-		wantErr(t, "wrong per-CPU value count", err, unix.EINVAL)
+		wantErr(t, "wrong per-CPU value count", err, syscall.EINVAL)
 	}
 }
 
@@ -460,9 +459,9 @@ func TestWordArrayFastPath(t *testing.T) {
 	}
 	past := uint32(4)
 	wantErr(t, "index past the end", m.Lookup(&past, &v), ebpf.ErrKeyNotExist)
-	wantErr(t, "lookup with BPF_F_LOCK", m.LookupWithFlags(&k, &v, ebpf.LookupLock), unix.EINVAL)
+	wantErr(t, "lookup with BPF_F_LOCK", m.LookupWithFlags(&k, &v, ebpf.LookupLock), syscall.EINVAL)
 	wantErr(t, "close", m.Close())
-	wantErr(t, "lookup after close", m.Lookup(&k, &v), unix.EBADF)
+	wantErr(t, "lookup after close", m.Lookup(&k, &v), syscall.EBADF)
 	wo := newMap(t, &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4, Flags: fWronly})
-	wantErr(t, "lookup on a write-only handle", wo.Lookup(&k, &v), unix.EPERM)
+	wantErr(t, "lookup on a write-only handle", wo.Lookup(&k, &v), syscall.EPERM)
 }

@@ -5,10 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -104,7 +104,7 @@ func TestPinLoadAndLifetime(t *testing.T) {
 	if got := objects(t, root); len(got) != 0 {
 		t.Fatalf("objects after the last close of an unpinned map: %v", got)
 	}
-	if _, err := bpfmap.NewMapFromIDWithOptions(id, bpfmap.MapOptions{Namespace: root}); !errors.Is(err, unix.ENOENT) {
+	if _, err := bpfmap.NewMapFromIDWithOptions(id, bpfmap.MapOptions{Namespace: root}); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("NewMapFromID of a dead map: %v, want ENOENT", err)
 	}
 }
@@ -137,16 +137,16 @@ func TestPinErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"pin over an existing pin", other.Pin(filepath.Join(root, "a")), unix.EEXIST},
-		{"pin into a missing directory", other.Pin(filepath.Join(root, "nodir", "b")), unix.ENOENT},
-		{"pin outside the namespace", other.Pin(filepath.Join(t.TempDir(), "b")), unix.EPERM},
-		{"pin into the internal directory", other.Pin(filepath.Join(root, ".bpfmap", "b")), unix.EPERM},
-		{"load a missing pin", loadErr(filepath.Join(root, "missing"), nil), unix.ENOENT},
-		{"load a directory", loadErr(filepath.Join(root, "dir"), nil), unix.EACCES},
-		{"load a file that is not a map", loadErr(filepath.Join(root, "junk"), nil), unix.EINVAL},
-		{"load a copy of a pin", loadErr(filepath.Join(root, "copy"), nil), unix.EINVAL},
-		{"load read-only and write-only", loadErr(filepath.Join(root, "a"), &ebpf.LoadPinOptions{ReadOnly: true, WriteOnly: true}), unix.EINVAL},
-		{"load outside any namespace", loadErr(filepath.Join(t.TempDir(), "x"), nil), unix.EINVAL},
+		{"pin over an existing pin", other.Pin(filepath.Join(root, "a")), syscall.EEXIST},
+		{"pin into a missing directory", other.Pin(filepath.Join(root, "nodir", "b")), syscall.ENOENT},
+		{"pin outside the namespace", other.Pin(filepath.Join(t.TempDir(), "b")), syscall.EPERM},
+		{"pin into the internal directory", other.Pin(filepath.Join(root, ".bpfmap", "b")), syscall.EPERM},
+		{"load a missing pin", loadErr(filepath.Join(root, "missing"), nil), syscall.ENOENT},
+		{"load a directory", loadErr(filepath.Join(root, "dir"), nil), syscall.EACCES},
+		{"load a file that is not a map", loadErr(filepath.Join(root, "junk"), nil), syscall.EINVAL},
+		{"load a copy of a pin", loadErr(filepath.Join(root, "copy"), nil), syscall.EINVAL},
+		{"load read-only and write-only", loadErr(filepath.Join(root, "a"), &ebpf.LoadPinOptions{ReadOnly: true, WriteOnly: true}), syscall.EINVAL},
+		{"load outside any namespace", loadErr(filepath.Join(t.TempDir(), "x"), nil), syscall.EINVAL},
 	} {
 		if !errors.Is(c.err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, c.err, c.want)
@@ -157,7 +157,7 @@ func TestPinErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer private.Close()
-	if err := private.Pin(filepath.Join(root, "p")); !errors.Is(err, unix.EPERM) {
+	if err := private.Pin(filepath.Join(root, "p")); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("pin of a private map: %v, want EPERM", err)
 	}
 }
@@ -192,7 +192,7 @@ func TestLoadPinnedAccessModes(t *testing.T) {
 	if err := ro.Lookup(uint32(1), &v); err != nil || v != 1 {
 		t.Fatalf("read-only lookup: %v", err)
 	}
-	if err := ro.Put(uint32(2), uint64(2)); !errors.Is(err, unix.EPERM) {
+	if err := ro.Put(uint32(2), uint64(2)); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("read-only update: %v, want EPERM", err)
 	}
 	wo, err := bpfmap.LoadPinnedMap(pin, &ebpf.LoadPinOptions{WriteOnly: true})
@@ -200,7 +200,7 @@ func TestLoadPinnedAccessModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wo.Close()
-	if err := wo.Lookup(uint32(1), &v); !errors.Is(err, unix.EPERM) {
+	if err := wo.Lookup(uint32(1), &v); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("write-only lookup: %v, want EPERM", err)
 	}
 	if err := wo.Put(uint32(2), uint64(2)); err != nil {
@@ -210,7 +210,7 @@ func TestLoadPinnedAccessModes(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if err := wo.Put(uint32(3), uint64(3)); !errors.Is(err, unix.EPERM) {
+	if err := wo.Put(uint32(3), uint64(3)); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("update of a frozen map through another handle: %v, want EPERM", err)
 	}
 }
@@ -245,7 +245,7 @@ func TestPinByNameAndNextID(t *testing.T) {
 	var ids []ebpf.MapID
 	for id := ebpf.MapID(0); ; {
 		next, err := bpfmap.MapGetNextIDWithOptions(id, opts)
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, syscall.ENOENT) {
 			break
 		}
 		if err != nil {

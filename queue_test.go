@@ -5,10 +5,10 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -18,17 +18,17 @@ func TestQueueStackAPI(t *testing.T) {
 		t.Run(typ.String(), func(t *testing.T) {
 			m := newMap(t, &ebpf.MapSpec{Type: typ, ValueSize: 4, MaxEntries: 3})
 			var v uint32
-			wantErr(t, "peek empty", m.Peek(&v), ebpf.ErrKeyNotExist, unix.ENOENT)
-			wantErr(t, "pop empty", m.Pop(&v), ebpf.ErrKeyNotExist, unix.ENOENT)
+			wantErr(t, "peek empty", m.Peek(&v), ebpf.ErrKeyNotExist, syscall.ENOENT)
+			wantErr(t, "pop empty", m.Pop(&v), ebpf.ErrKeyNotExist, syscall.ENOENT)
 			wantErr(t, "put", m.Put(nil, uint32(1)))
 			wantErr(t, "update", m.Update(nil, uint32(2), ebpf.UpdateAny))
 			wantErr(t, "push", m.Push(uint32(3)))
-			wantErr(t, "push into full", m.Push(uint32(4)), unix.E2BIG)
-			wantErr(t, "push NOEXIST", m.Update(nil, uint32(4), ebpf.UpdateNoExist), unix.EINVAL)
+			wantErr(t, "push into full", m.Push(uint32(4)), syscall.E2BIG)
+			wantErr(t, "push NOEXIST", m.Update(nil, uint32(4), ebpf.UpdateNoExist), syscall.EINVAL)
 			wantErr(t, "push EXIST into full", m.Update(nil, uint32(4), ebpf.UpdateExist))
-			wantErr(t, "non-nil key", m.Put(uint32(0), uint32(4)), unix.EINVAL)
-			wantErr(t, "delete", m.Delete(nil), unix.EINVAL)
-			wantErr(t, "next key", m.NextKey(nil, new(uint32)), unix.EINVAL)
+			wantErr(t, "non-nil key", m.Put(uint32(0), uint32(4)), syscall.EINVAL)
+			wantErr(t, "delete", m.Delete(nil), syscall.EINVAL)
+			wantErr(t, "next key", m.NextKey(nil, new(uint32)), syscall.EINVAL)
 			want := []uint32{2, 3, 4}
 			if typ == ebpf.Stack {
 				want = []uint32{4, 3, 2}
@@ -61,8 +61,8 @@ func TestQueueStackAPI(t *testing.T) {
 			}
 			wantErr(t, "push", m.Push(uint32(5)))
 			wantErr(t, "freeze", m.Freeze())
-			wantErr(t, "push frozen", m.Push(uint32(6)), unix.EPERM)
-			wantErr(t, "pop frozen", m.Pop(&v), unix.EPERM)
+			wantErr(t, "push frozen", m.Push(uint32(6)), syscall.EPERM)
+			wantErr(t, "pop frozen", m.Pop(&v), syscall.EPERM)
 			wantErr(t, "peek frozen", m.Peek(&v))
 			if v != 5 {
 				t.Fatalf("peek = %d, want 5", v)
@@ -107,7 +107,7 @@ func TestQueueStackConcurrent(t *testing.T) {
 					for i := 0; i < each; {
 						n := uint64(p*each + i)
 						err := m.Push([2]uint64{n, ^n})
-						if errors.Is(err, unix.E2BIG) {
+						if errors.Is(err, syscall.E2BIG) {
 							continue // full: retry
 						}
 						if err != nil {
@@ -234,11 +234,11 @@ func FuzzQueueStackModel(f *testing.F) {
 					var want error
 					switch {
 					case frozen:
-						want = unix.EPERM
+						want = syscall.EPERM
 					case flags == ebpf.UpdateNoExist || flags > ebpf.UpdateExist:
-						want = unix.EINVAL
+						want = syscall.EINVAL
 					case len(model) == max && flags != ebpf.UpdateExist:
-						want = unix.E2BIG
+						want = syscall.E2BIG
 					}
 					check(t, "push", err, want)
 					if want == nil {
@@ -251,12 +251,12 @@ func FuzzQueueStackModel(f *testing.F) {
 					v := uint16(0xbeef)
 					err := m.Pop(&v)
 					if frozen {
-						check(t, "pop frozen", err, unix.EPERM)
+						check(t, "pop frozen", err, syscall.EPERM)
 						continue
 					}
 					w, ok := next(true)
 					if !ok {
-						check(t, "pop empty", err, unix.ENOENT)
+						check(t, "pop empty", err, syscall.ENOENT)
 						if v != 0xbeef {
 							t.Fatal("failed pop wrote its buffer")
 						}
@@ -271,7 +271,7 @@ func FuzzQueueStackModel(f *testing.F) {
 					err := m.Peek(&v)
 					w, ok := next(false)
 					if !ok {
-						check(t, "peek empty", err, unix.ENOENT)
+						check(t, "peek empty", err, syscall.ENOENT)
 						continue
 					}
 					check(t, "peek", err, nil)
@@ -283,9 +283,9 @@ func FuzzQueueStackModel(f *testing.F) {
 						check(t, "freeze", m.Freeze(), nil)
 						frozen = true
 					} else if frozen {
-						check(t, "delete frozen", m.Delete(nil), unix.EPERM)
+						check(t, "delete frozen", m.Delete(nil), syscall.EPERM)
 					} else {
-						check(t, "delete", m.Delete(nil), unix.EINVAL)
+						check(t, "delete", m.Delete(nil), syscall.EINVAL)
 					}
 				}
 			}

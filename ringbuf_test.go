@@ -4,12 +4,12 @@ import (
 	"errors"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 	"github.com/bpfmap/bpfmap/ringbuf"
@@ -32,7 +32,7 @@ func newRingMap(t *testing.T, size uint32) *bpfmap.Map {
 
 func TestRingbufPublicAPI(t *testing.T) {
 	m := newRingMap(t, 4096)
-	if err := m.Put(uint32(1), uint32(1)); !errors.Is(err, bpfmap.ENOTSUPP) && !errors.Is(err, unix.EINVAL) {
+	if err := m.Put(uint32(1), uint32(1)); !errors.Is(err, bpfmap.ENOTSUPP) && !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("Put: %v", err)
 	}
 	rd, err := ringbuf.NewReader(m)
@@ -71,7 +71,7 @@ func TestRingbufPublicAPI(t *testing.T) {
 	}
 	for m.RingOutput(nil) == nil {
 	}
-	if err := m.RingOutput(nil); !errors.Is(err, bpfmap.ErrRingFull) || !errors.Is(err, unix.EAGAIN) {
+	if err := m.RingOutput(nil); !errors.Is(err, bpfmap.ErrRingFull) || !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("full: %v", err)
 	}
 	// The reader keeps the map alive after the map's own handle closes.

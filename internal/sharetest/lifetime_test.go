@@ -3,11 +3,11 @@ package sharetest
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 	"github.com/bpfmap/bpfmap/internal/uapi"
@@ -124,14 +124,14 @@ func TestUnpinnedMapDiesWithItsOnlyHolder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if next, err := bpfmap.MapGetNextIDWithOptions(0, opts); !errors.Is(err, unix.ENOENT) {
+			if next, err := bpfmap.MapGetNextIDWithOptions(0, opts); !errors.Is(err, syscall.ENOENT) {
 				t.Fatalf("MapGetNextID after the only holder ended: %d, %v; want ENOENT", next, err)
 			}
 			if got := objects(t, root); len(got) != 0 {
 				t.Fatalf("leaked map files: %v", got)
 			}
 			if id != 0 {
-				if _, err := bpfmap.NewMapFromIDWithOptions(id, opts); !errors.Is(err, unix.ENOENT) {
+				if _, err := bpfmap.NewMapFromIDWithOptions(id, opts); !errors.Is(err, syscall.ENOENT) {
 					t.Fatalf("NewMapFromID of a dead map: %v, want ENOENT", err)
 				}
 			}
@@ -224,7 +224,7 @@ func TestFreezeAcrossProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		start(t, "freeze", childArgs{Root: root, Pin: pin}).wait(t, 30*time.Second, nil)
-		if err := m.Put(uint32(2), uint64(2)); !errors.Is(err, unix.EPERM) {
+		if err := m.Put(uint32(2), uint64(2)); !errors.Is(err, syscall.EPERM) {
 			t.Fatalf("update after another process froze the map: %v, want EPERM", err)
 		}
 		var v uint64

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfmap/bpfmap"
 )
@@ -133,7 +132,7 @@ func (c *child) wait(t *testing.T, d time.Duration, res any) {
 			t.Fatalf("child %s: %v\nstderr:\n%s", c.role, err, c.errb.String())
 		}
 	case <-time.After(d):
-		_ = c.cmd.Process.Signal(unix.SIGQUIT) // a goroutine dump on stderr
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump on stderr
 		time.Sleep(500 * time.Millisecond)
 		_ = c.cmd.Process.Kill()
 		<-done
@@ -178,7 +177,7 @@ func startCrash(role string, a childArgs) (*child, error) {
 // kill SIGKILLs the child and reaps it. It reports whether the child was
 // still running (an exit before the kill is an error of the child).
 func (c *child) kill() error {
-	_ = c.cmd.Process.Signal(unix.SIGKILL)
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	err := c.cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
