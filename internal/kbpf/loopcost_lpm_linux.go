@@ -93,17 +93,8 @@ func arrayOf[V uint32 | uint64](fn string, vals []V) (*ebpf.Map, error) {
 //	fail:            *ctx = 1, return 1 (stop)
 func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 	mainFn, cbFn := loopFuncs("kbpf_lpmcost", "lpm_cb")
-	return append(loopMain(mainFn, "lpm_cb", iters),
-		// cb(r1 = index, r2 = ctx): keep ctx in r6 across the helper calls.
-		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), cbFn).WithSymbol("lpm_cb"),
-		asm.Mul.Imm32(asm.R1, knuthMul),
-		asm.And.Imm32(asm.R1, int32(n-1)),
-		asm.StoreMem(asm.RFP, -4, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, tabFD),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "lpm_cb_fail"),
+	return append(append(loopMain(mainFn, "lpm_cb", iters),
+		tableEntry(cbFn, "lpm_cb", tabFD, n)...),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.StoreImm(asm.RFP, -16, 32, asm.Word), // prefixlen
 		asm.StoreMem(asm.RFP, -12, asm.R1, asm.Word),
@@ -161,16 +152,8 @@ func LPMUpdateDeleteLoopCost(trie *ebpf.Map, routes [][]byte, iters uint32) (tim
 //	fail:            *ctx = 1, return 1 (stop)
 func lpmUpdateDeleteProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 	mainFn, cbFn := loopFuncs("kbpf_lpmupd", "lpmupd_cb")
-	return append(loopMain(mainFn, "lpmupd_cb", iters),
-		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), cbFn).WithSymbol("lpmupd_cb"),
-		asm.Mul.Imm32(asm.R1, knuthMul),
-		asm.And.Imm32(asm.R1, int32(n-1)),
-		asm.StoreMem(asm.RFP, -4, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, tabFD),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "lpmupd_cb_fail"),
+	return append(append(loopMain(mainFn, "lpmupd_cb", iters),
+		tableEntry(cbFn, "lpmupd_cb", tabFD, n)...),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R1, 0),
@@ -194,4 +177,22 @@ func lpmUpdateDeleteProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions
 		asm.StoreMem(asm.R6, 0, asm.R0, asm.DWord),
 		asm.Return(),
 	)
+}
+
+// tableEntry is the start of a bpf_loop callback named name (cb(r1 =
+// index, r2 = ctx)): ctx kept in r6 across helper calls, then r0 = the
+// entry (index * 2654435761) & (n-1) of the ARRAY map tabFD, jumping to
+// name+"_fail" if the lookup returns NULL.
+func tableEntry(fn *btf.Func, name string, tabFD int, n uint32) asm.Instructions {
+	return asm.Instructions{
+		btf.WithFuncMetadata(asm.Mov.Reg(asm.R6, asm.R2), fn).WithSymbol(name),
+		asm.Mul.Imm32(asm.R1, knuthMul),
+		asm.And.Imm32(asm.R1, int32(n-1)),
+		asm.StoreMem(asm.RFP, -4, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, tabFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, name+"_fail"),
+	}
 }
