@@ -6,16 +6,17 @@ import (
 	"testing"
 )
 
-func TestCurrentIsStableOnOneGoroutine(t *testing.T) {
+// TestPoolIDIsStableOnOneGoroutine covers the fallback without RDPID.
+func TestPoolIDIsStableOnOneGoroutine(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops entries at random under the race detector")
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	first := Current()
+	first := poolID()
 	same := 0
 	for range 1000 {
-		if Current() == first {
+		if poolID() == first {
 			same++
 		}
 	}

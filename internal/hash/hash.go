@@ -817,7 +817,7 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 	}
 	if m.lru != nil {
 		// In flight until the node is back on the LRU (see lru.go).
-		atomic.StoreUint32(m.lru.own(ref-1), m.lru.mine)
+		region.StoreRelease32(m.lru.own(ref-1), m.lru.mine)
 	}
 	region.StoreRelease32(m.mem.Uint32(slot), next)
 	m.crashPoint()

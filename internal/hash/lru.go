@@ -86,7 +86,8 @@ const (
 const (
 	noNode = 1<<32 - 1
 
-	nodeSize = 20 // prev, next, meta, ref, own
+	nodeWords = 5 // prev, next, meta, ref, own
+	nodeSize  = 4 * nodeWords
 
 	localFreeTarget = 128 // LOCAL_FREE_TARGET, the common LRU's cap
 	localNrScans    = 128
@@ -115,15 +116,22 @@ const (
 // lruAreaSize is the size of the LRU area of a map with n nodes.
 func lruAreaSize(n uint32, a *mapops.Attr) uint64 {
 	ncpu := uint64(a.PossibleCPUs)
-	var hdrs, sentinels uint64
-	if a.Flags&uapi.FNoCommonLRU != 0 {
+	percpu := a.Flags&uapi.FNoCommonLRU != 0
+	hdrs := llSize + ncpu*locSize
+	if percpu {
 		hdrs = ncpu * llSize
-		sentinels = 3 * ncpu
-	} else {
-		hdrs = llSize + ncpu*locSize
-		sentinels = 3 + 2*ncpu
 	}
-	return lruHdr + hdrs + (uint64(n)+sentinels)*nodeSize
+	return lruHdr + hdrs + (uint64(n)+sentinels(percpu, ncpu))*nodeSize
+}
+
+// sentinels is the number of list sentinel nodes, which follow the element
+// nodes: three lists per LRU list (one, or one per CPU with
+// BPF_F_NO_COMMON_LRU) and a common LRU's two local lists per CPU.
+func sentinels(percpu bool, ncpu uint64) uint64 {
+	if percpu {
+		return 3 * ncpu
+	}
+	return 3 + 2*ncpu
 }
 
 // lruState is one map's LRU.
@@ -135,8 +143,8 @@ type lruState struct {
 	percpu  bool // BPF_F_NO_COMMON_LRU
 	target  uint32
 	nrScans uint32
-	hdrOff  uint64 // first list header
-	nodeOff uint64
+	hdrOff  uint64   // first list header
+	nodes   []uint32 // the node records, nodeWords words each
 	cpuFn   func() int
 	mine    uint32 // own word of this process's nodes in flight
 }
@@ -150,14 +158,16 @@ func newLRU(m *Map, a *mapops.Attr) *lruState {
 		// A locked robust lock word holding this process's token.
 		mine: robust.Locked | m.locks.Token()<<2,
 	}
+	var nodeOff uint64
 	if l.percpu {
 		l.nrScans = percpuNrScans
-		l.nodeOff = l.hdrOff + uint64(l.ncpu)*llSize
+		nodeOff = l.hdrOff + uint64(l.ncpu)*llSize
 	} else {
 		l.nrScans = localNrScans
 		l.target = min(max(l.n/l.ncpu/2, 1), localFreeTarget)
-		l.nodeOff = l.hdrOff + llSize + uint64(l.ncpu)*locSize
+		nodeOff = l.hdrOff + llSize + uint64(l.ncpu)*locSize
 	}
+	l.nodes = l.mem.Words(nodeOff, (uint64(l.n)+sentinels(l.percpu, uint64(l.ncpu)))*nodeWords)
 	if w := l.mem.Uint32(g.lruOff + lruInit); atomic.LoadUint32(w) == 0 {
 		l.init()
 		atomic.StoreUint32(w, 1)
@@ -199,23 +209,22 @@ func (l *lruState) init() {
 
 // ---- node and list accessors ----
 
-func (l *lruState) nd(i uint32) uint64     { return l.nodeOff + uint64(i)*nodeSize }
-func (l *lruState) prev(i uint32) *uint32  { return l.mem.Uint32(l.nd(i)) }
-func (l *lruState) next(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 4) }
-func (l *lruState) meta(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 8) }
-func (l *lruState) refw(i uint32) *uint32  { return l.mem.Uint32(l.nd(i) + 12) }
-func (l *lruState) own(i uint32) *uint32   { return l.mem.Uint32(l.nd(i) + 16) }
+func (l *lruState) prev(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords] }
+func (l *lruState) next(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords+1] }
+func (l *lruState) meta(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords+2] }
+func (l *lruState) refw(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords+3] }
+func (l *lruState) own(i uint32) *uint32   { return &l.nodes[uint64(i)*nodeWords+4] }
 func (l *lruState) typ(i uint32) uint32    { return atomic.LoadUint32(l.meta(i)) & 0xff }
 func (l *lruState) cpuOf(i uint32) uint32  { return atomic.LoadUint32(l.meta(i)) >> 8 }
 func (l *lruState) isRef(i uint32) bool    { return atomic.LoadUint32(l.refw(i)) != 0 }
-func (l *lruState) clearRef(i uint32)      { atomic.StoreUint32(l.refw(i), 0) }
-func (l *lruState) setType(i, t uint32)    { atomic.StoreUint32(l.meta(i), l.cpuOf(i)<<8|t) }
-func (l *lruState) setMeta(i, t, c uint32) { atomic.StoreUint32(l.meta(i), c<<8|t) }
+func (l *lruState) clearRef(i uint32)      { region.StoreRelease32(l.refw(i), 0) }
+func (l *lruState) setType(i, t uint32)    { region.StoreRelease32(l.meta(i), l.cpuOf(i)<<8|t) }
+func (l *lruState) setMeta(i, t, c uint32) { region.StoreRelease32(l.meta(i), c<<8|t) }
 
 // setRef is bpf_lru_node_set_ref.
 func (l *lruState) setRef(i uint32) {
 	if w := l.refw(i); atomic.LoadUint32(w) == 0 {
-		atomic.StoreUint32(w, 1)
+		region.StoreRelease32(w, 1)
 	}
 }
 
@@ -345,7 +354,7 @@ func (l *lruState) moveToFree(L lruList, i, freeHead, t uint32) {
 	l.crashPoint()
 	l.setType(i, t)
 	l.listMove(i, freeHead)
-	atomic.StoreUint32(l.own(i), 0)
+	region.StoreRelease32(l.own(i), 0)
 }
 
 // moveIn is __bpf_lru_node_move_in (pending → active/inactive).
@@ -585,7 +594,7 @@ func (l *lruState) addPending(c, i uint32) {
 	l.setMeta(i, tLocalPending, c)
 	l.clearRef(i)
 	l.listAdd(i, l.pendingHead(c))
-	atomic.StoreUint32(l.own(i), l.mine)
+	region.StoreRelease32(l.own(i), l.mine)
 }
 
 // commonPop is bpf_common_lru_pop_free on CPU c. An attempt that meets a
@@ -634,7 +643,7 @@ func (l *lruState) commonPopOnce(c uint32, st *stall) uint32 {
 		}
 		if i != noNode {
 			l.setType(i, tDetached)
-			atomic.StoreUint32(l.own(i), l.mine)
+			region.StoreRelease32(l.own(i), l.mine)
 		}
 		locks.Unlock(w, sv)
 		steal = (steal + 1) % l.ncpu
@@ -663,7 +672,7 @@ func (l *lruState) commonPushFree(i uint32) {
 			l.setType(i, tLocalFree)
 			l.clearRef(i)
 			l.listMove(i, l.localFreeHead(c))
-			atomic.StoreUint32(l.own(i), 0)
+			region.StoreRelease32(l.own(i), 0)
 			locks.Unlock(w, ver)
 			return
 		}
@@ -673,7 +682,7 @@ func (l *lruState) commonPushFree(i uint32) {
 	w := l.lockWord(L.hdr + llLock)
 	ver := locks.Lock(w)
 	l.move(L, i, tFree)
-	atomic.StoreUint32(l.own(i), 0)
+	region.StoreRelease32(l.own(i), 0)
 	locks.Unlock(w, ver)
 }
 
@@ -711,7 +720,7 @@ func (l *lruState) percpuPopOnce(c uint32, st *stall) uint32 {
 	if i != noNode {
 		l.clearRef(i)
 		l.move(L, i, tInactive)
-		atomic.StoreUint32(l.own(i), l.mine)
+		region.StoreRelease32(l.own(i), l.mine)
 	}
 	l.m.locks.Unlock(w, ver)
 	return i
@@ -722,7 +731,7 @@ func (l *lruState) percpuPushFree(i uint32) {
 	w := l.lockWord(L.hdr + llLock)
 	ver := l.m.locks.Lock(w)
 	l.move(L, i, tFree)
-	atomic.StoreUint32(l.own(i), 0)
+	region.StoreRelease32(l.own(i), 0)
 	l.m.locks.Unlock(w, ver)
 }
 
@@ -807,7 +816,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		m.linkHead(b, n, m.elem(n), m.mem.Uint32(m.headOff(b)))
 		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
-		atomic.StoreUint32(l.own(node), 0) // no longer in flight
+		region.StoreRelease32(l.own(node), 0) // no longer in flight
 		node = noNode
 	default:
 		n := node + 1
@@ -815,7 +824,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		m.linkHead(b, n, e, m.mem.Uint32(m.headOff(b)))
 		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
-		atomic.StoreUint32(l.own(node), 0) // no longer in flight
+		region.StoreRelease32(l.own(node), 0) // no longer in flight
 		node = noNode
 		if old != 0 {
 			l.setRef(n - 1)
@@ -860,7 +869,7 @@ func (m *Map) storeInPlaceUndo(e uint64, ref uint32, spare uint64, value []byte)
 		region.StoreRelease32(m.hashOf(spare), ref)
 		region.StoreRelease32(m.seqOf(spare), odd)
 	}
-	atomic.StoreUint32(sp, odd)
+	region.StoreRelease32(sp, odd)
 	m.crashPoint()
 	copy(m.valueOf(e), value[:m.copySize])
 	m.makeLive(e)

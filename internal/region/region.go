@@ -241,5 +241,18 @@ func (m Mem) Uint64(off uint64) *uint64 {
 	return (*uint64)(unsafe.Pointer(&w[0]))
 }
 
+// Words returns the n 4-byte words at off as a slice, for atomic use of its
+// elements: one bounds check for the whole range instead of one per word.
+func (m Mem) Words(off, n uint64) []uint32 {
+	w := m[off : off+4*n : off+4*n]
+	if n == 0 {
+		return nil
+	}
+	// Sound: w is the 4n bytes of the slice (bounds-checked by the slice
+	// expression), the caller keeps off 4-byte aligned and the region base
+	// is page-aligned, and the memory is not managed by the Go collector.
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&w[0])), n)
+}
+
 // Bytes returns the n bytes at off.
 func (m Mem) Bytes(off, n uint64) []byte { return m[off : off+n : off+n] }
