@@ -379,24 +379,63 @@ func (l *lruState) move(L lruList, i, t uint32) {
 	l.listMove(i, l.head(L.c, t))
 }
 
-// rotateActive is __bpf_lru_list_rotate_active.
+// rotateActive is __bpf_lru_list_rotate_active: scanning from the active
+// list's tail (at most nrScans nodes, stopping after its first node), a
+// referenced node moves to the active list's head and an unreferenced one
+// to the inactive list's head, each losing its referenced bit.
+//
+// Moving the scanned nodes one by one, tail first, leaves each list's moved
+// nodes at its head in their original order; so the scanned tail is cut off
+// once and each list receives its share as one chain, which writes every
+// node's links once instead of relinking its neighbours for every move.
 func (l *lruState) rotateActive(L lruList) {
 	h := l.head(L.c, tActive)
 	first := *l.next(h)
-	n := uint32(0)
-	for i := *l.prev(h); i != h; {
+	nir := l.nir(L)
+	var chain [2]struct{ first, last, n uint32 } // tActive, tInactive
+	chain[0].first, chain[1].first = noNode, noNode
+	i := *l.prev(h)
+	for n := uint32(1); i != h; n++ {
 		p := *l.prev(i)
+		t := uint32(tInactive)
 		if l.isRef(i) {
-			l.move(L, i, tActive)
-		} else {
-			l.move(L, i, tInactive)
+			t = tActive
 		}
-		n++
-		if n == l.nrScans || i == first {
+		if *nir == i {
+			*nir = p
+		}
+		if t != tActive {
+			l.setType(i, t)
+		}
+		l.clearRef(i)
+		// Prepend: the walk goes tail to head, the chain keeps list order.
+		c := &chain[t]
+		if c.first == noNode {
+			c.last = i
+		} else {
+			*l.prev(c.first) = i
+		}
+		*l.next(i) = c.first
+		c.first = i
+		c.n++
+		i = p
+		if n == l.nrScans || c.first == first {
 			break
 		}
-		i = p
 	}
+	// i is now the last node left unscanned (or the head).
+	*l.next(i), *l.prev(h) = h, i
+	l.crashPoint()
+	for t := uint32(tActive); t <= tInactive; t++ {
+		if c := chain[t]; c.n != 0 {
+			hd := l.head(L.c, t)
+			old := *l.next(hd)
+			*l.next(c.last), *l.prev(old) = old, c.last
+			*l.prev(c.first), *l.next(hd) = hd, c.first
+		}
+	}
+	*l.mem.Uint32(L.hdr + llInact) += chain[tInactive].n
+	*l.mem.Uint32(L.hdr + llActive) -= chain[tInactive].n
 }
 
 // rotateInactive is __bpf_lru_list_rotate_inactive.
@@ -518,17 +557,42 @@ func (l *lruState) evict(i uint32, st *stall) bool {
 func (l *lruState) global() lruList { return lruList{hdr: l.ll(0)} }
 
 // flush is __local_list_flush: CPU c's pending nodes, oldest first, to the
-// global active (referenced) or inactive list.
+// head of the global active (referenced) or inactive list. That leaves each
+// list's share at its head in pending order, newest first, so the pending
+// list is walked once from its newest node and each share spliced in as one
+// chain.
 func (l *lruState) flush(L lruList, c uint32) {
 	h := l.pendingHead(c)
-	for i := *l.prev(h); i != h; {
-		p := *l.prev(i)
+	var chain [2]struct{ first, last, n uint32 } // tActive, tInactive
+	chain[0].first, chain[1].first = noNode, noNode
+	for i := *l.next(h); i != h; {
+		next := *l.next(i)
+		t := uint32(tInactive)
 		if l.isRef(i) {
-			l.moveIn(L, i, tActive)
-		} else {
-			l.moveIn(L, i, tInactive)
+			t = tActive
 		}
-		i = p
+		l.setType(i, t)
+		l.clearRef(i)
+		ch := &chain[t]
+		if ch.first == noNode {
+			ch.first = i
+		} else {
+			*l.next(ch.last), *l.prev(i) = i, ch.last
+		}
+		ch.last = i
+		ch.n++
+		i = next
+	}
+	*l.next(h), *l.prev(h) = h, h
+	l.crashPoint()
+	for t := uint32(tActive); t <= tInactive; t++ {
+		if ch := chain[t]; ch.n != 0 {
+			hd := l.head(L.c, t)
+			old := *l.next(hd)
+			*l.next(ch.last), *l.prev(old) = old, ch.last
+			*l.prev(ch.first), *l.next(hd) = hd, ch.first
+			*l.mem.Uint32(L.hdr + llActive + 4*uint64(t)) += ch.n
+		}
 	}
 }
 
@@ -545,19 +609,60 @@ func (l *lruState) popFreeToLocal(c uint32, st *stall) {
 	l.flush(L, c)
 	l.rotate(L)
 	lf := l.localFreeHead(c)
-	nfree := uint32(0)
-	for nfree < l.target {
-		i := l.freeFirst(L)
-		if i == noNode {
-			break
-		}
-		l.moveToFree(L, i, lf, tLocalFree)
-		nfree++
-	}
+	nfree := l.freeToLocal(L, lf)
 	if nfree < l.target {
 		l.shrink(L, l.target-nfree, lf, tLocalFree, st)
 	}
 	l.m.locks.Unlock(w, ver)
+}
+
+// freeToLocal moves up to target nodes from the head of L's free list
+// (materialising fresh nodes after it) to the head of the local free list
+// lf, and returns how many it moved. Moving them one by one from head to
+// head reverses their order; the nodes are cut off the free list once and
+// spliced onto lf as one chain.
+func (l *lruState) freeToLocal(L lruList, lf uint32) uint32 {
+	fh := l.head(L.c, tFree)
+	chainFirst, chainLast := uint32(noNode), uint32(noNode)
+	n := uint32(0)
+	i := *l.next(fh)
+	for ; n < l.target && i != fh; n++ {
+		next := *l.next(i)
+		l.setType(i, tLocalFree)
+		region.StoreRelease32(l.own(i), 0)
+		if chainFirst == noNode {
+			chainLast = i
+		} else {
+			*l.prev(chainFirst) = i
+		}
+		*l.next(i) = chainFirst
+		chainFirst = i
+		i = next
+	}
+	// i is the first node left on the free list (or its head).
+	*l.next(fh), *l.prev(i) = i, fh
+	l.crashPoint()
+	fw := l.mem.Uint32(L.hdr + llFresh)
+	for ; n < l.target && *fw < *l.mem.Uint32(L.hdr+llFreshTo); n++ {
+		j := *fw
+		*fw++
+		l.setMeta(j, tLocalFree, 0)
+		l.clearRef(j)
+		region.StoreRelease32(l.own(j), 0)
+		if chainFirst == noNode {
+			chainLast = j
+		} else {
+			*l.prev(chainFirst) = j
+		}
+		*l.next(j) = chainFirst
+		chainFirst = j
+	}
+	if n != 0 {
+		old := *l.next(lf)
+		*l.next(chainLast), *l.prev(old) = old, chainLast
+		*l.prev(chainFirst), *l.next(lf) = lf, chainFirst
+	}
+	return n
 }
 
 func (l *lruState) localPopFree(c uint32) uint32 {
