@@ -208,7 +208,7 @@ func measureKernel(c Case) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
-	return Result{NsPerOp: float64(d.Nanoseconds())}
+	return Result{NsPerOp: d}
 }
 
 // SyscallLoop runs b.N operations of c on a kernel map through cilium/ebpf.

@@ -73,7 +73,7 @@ func MeasureBloom(c BloomCase) (bm, kernel Result) {
 		}
 	}
 	d, err := kbpf.LoopCost(km, kbpf.OpPeek, c.N, KernelIters)
-	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	kernel = Result{NsPerOp: d, Err: err}
 	return
 }
 
@@ -126,7 +126,7 @@ func MeasureQueue() (bm, ch, kernel Result) {
 	}
 	defer km.Close()
 	d, err := kbpf.LoopCost(km, kbpf.OpPushPop, 1024, KernelIters)
-	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	kernel = Result{NsPerOp: d, Err: err}
 	return
 }
 

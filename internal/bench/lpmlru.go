@@ -143,7 +143,7 @@ func MeasureLPM(t LPMRoutes) (bm, kernel Result) {
 	}
 	defer km.Close()
 	d, err := kbpf.LPMLoopCost(km, t.Probes, KernelIters)
-	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	kernel = Result{NsPerOp: d, Err: err}
 	return
 }
 
@@ -192,7 +192,7 @@ func MeasureLPMUpdateDelete(t LPMRoutes) (bm, kernel, bt Result) {
 	}
 	defer km.Close()
 	d, err := kbpf.LPMUpdateDeleteLoopCost(km, t.Fresh, KernelIters)
-	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	kernel = Result{NsPerOp: d, Err: err}
 	return
 }
 
@@ -326,7 +326,7 @@ func MeasureLRU(c Case) (bm, kernel, goMap Result) {
 		op = kbpf.OpUpdate
 	}
 	d, err := kbpf.LoopCost(km, op, c.N, KernelIters)
-	kernel = Result{NsPerOp: float64(d.Nanoseconds()), Err: err}
+	kernel = Result{NsPerOp: d, Err: err}
 	return
 }
 

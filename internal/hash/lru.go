@@ -643,7 +643,7 @@ func (l *lruState) freeToLocal(L lruList, lf uint32) uint32 {
 	*l.next(fh), *l.prev(i) = i, fh
 	l.crashPoint()
 	fw := l.mem.Uint32(L.hdr + llFresh)
-	for ; n < l.target && *fw < *l.mem.Uint32(L.hdr+llFreshTo); n++ {
+	for ; n < l.target && *fw < *l.mem.Uint32(L.hdr + llFreshTo); n++ {
 		j := *fw
 		*fw++
 		l.setMeta(j, tLocalFree, 0)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -57,6 +56,6 @@ func Close(fd int) error { return syscall.ENOSYS }
 
 // LoopCost would measure an operation inside BPF; on this GOOS it returns
 // ENOSYS.
-func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (time.Duration, error) {
+func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (nsPerOp float64, err error) {
 	return 0, syscall.ENOSYS
 }

@@ -5,7 +5,6 @@ package kbpf
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -32,7 +31,8 @@ const (
 // (nKeys a power of two, so the keys are a permutation of 0..nKeys-1 and
 // every key hits). For OpUpdate the value is the loop index as a u64 and the
 // flags are BPF_ANY. It returns the wall time of the test run divided by
-// iters.
+// iters, in nanoseconds (fractional: an integer Duration per iteration
+// would round the kernel's figure down by up to a nanosecond).
 //
 // m is a kernel map created by the caller (key 4 bytes, value 8 bytes, HASH
 // or ARRAY or another type with those sizes) already holding keys
@@ -40,7 +40,7 @@ const (
 // values 0..nKeys-1 were pushed; for OpPushPop a queue or stack with 8-byte
 // values and room for one more element. iters must be between 1 and 1<<23 (BPF_MAX_LOOPS). An error
 // is returned if any lookup misses or any update fails.
-func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (time.Duration, error) {
+func LoopCost(m *ebpf.Map, op Op, nKeys uint32, iters uint32) (nsPerOp float64, err error) {
 	if m == nil {
 		return 0, errors.New("kbpf: LoopCost: nil map")
 	}

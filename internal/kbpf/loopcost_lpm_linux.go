@@ -5,7 +5,6 @@ package kbpf
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -24,8 +23,8 @@ import (
 // (len(probes)-1) from an ARRAY map of the probes (a lookup the verifier
 // inlines: a couple of nanoseconds, part of the figure as the empty loop
 // is) and looks up {32, probe} in trie. It returns the wall time of the
-// test run divided by iters; an error if any lookup misses.
-func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (time.Duration, error) {
+// test run divided by iters, in nanoseconds; an error if any lookup misses.
+func LPMLoopCost(trie *ebpf.Map, probes []uint32, iters uint32) (nsPerOp float64, err error) {
 	if err := lpmLoopArgs("LPMLoopCost", trie, len(probes), iters); err != nil {
 		return 0, err
 	}
@@ -119,9 +118,9 @@ func lpmLoopProgram(trieFD, tabFD int, n, iters uint32) asm.Instructions {
 // 8-byte values; routes are 8-byte keys {u32 prefixlen, 4 address bytes}
 // that are not in trie; len(routes) must be a power of two. Iteration i of
 // the bpf_loop inserts and deletes route (i * 2654435761) & (len-1), read
-// from an ARRAY map. It returns the wall time per iteration (one pair); an
+// from an ARRAY map. It returns the wall time per iteration (one pair) in nanoseconds; an
 // error if an update or a delete fails.
-func LPMUpdateDeleteLoopCost(trie *ebpf.Map, routes [][]byte, iters uint32) (time.Duration, error) {
+func LPMUpdateDeleteLoopCost(trie *ebpf.Map, routes [][]byte, iters uint32) (nsPerOp float64, err error) {
 	if err := lpmLoopArgs("LPMUpdateDeleteLoopCost", trie, len(routes), iters); err != nil {
 		return 0, err
 	}

@@ -79,9 +79,9 @@ func loopMain(mainFn *btf.Func, cb string, iters uint32) asm.Instructions {
 }
 
 // runLoop loads insns as an XDP program, runs it once with
-// BPF_PROG_TEST_RUN and returns the wall time per iteration. what names the
+// BPF_PROG_TEST_RUN and returns the wall time per iteration in nanoseconds. what names the
 // caller in errors; failure describes an XDP_ABORTED result.
-func runLoop(what string, insns asm.Instructions, iters uint32, failure string) (time.Duration, error) {
+func runLoop(what string, insns asm.Instructions, iters uint32, failure string) (nsPerOp float64, err error) {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "kbpf_cost",
 		Type:         ebpf.XDP,
@@ -102,7 +102,7 @@ func runLoop(what string, insns asm.Instructions, iters uint32, failure string) 
 	}
 	switch ret {
 	case xdpPass:
-		return elapsed / time.Duration(iters), nil
+		return float64(elapsed.Nanoseconds()) / float64(iters), nil
 	case xdpDrop:
 		return 0, fmt.Errorf("kbpf: %s: bpf_loop did not run %d iterations", what, iters)
 	case xdpAborted:
