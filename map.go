@@ -28,10 +28,12 @@ type MapOptions struct {
 	// behaviour depends on it: LRU_HASH and LRU_PERCPU_HASH keep per-CPU
 	// lists, so which keys an update evicts depends on the CPU it runs on,
 	// as in the kernel. The result is reduced modulo the possible CPUs (a
-	// negative result means CPU 0). nil means the Go scheduler processor
-	// (P) running the calling goroutine, numbered from 0 as Ps first use
-	// maps: the cheap user-space stand-in for the kernel's current CPU
-	// (see internal/cpuid). A function returning a
+	// negative result means CPU 0). nil means the CPU running the calling
+	// thread, as the kernel uses the CPU running the syscall: read with the
+	// RDPID instruction on x86-64 Linux, a few nanoseconds; where that is not
+	// available, the Go scheduler processor (P) running the calling
+	// goroutine, numbered from 0 as Ps first use maps (see internal/cpuid).
+	// A function returning a
 	// constant makes evictions deterministic: with CPU 0 and the kernel's
 	// PossibleCPUs, an LRU map keeps exactly the keys a kernel map keeps
 	// when every syscall runs on CPU 0.
