@@ -58,10 +58,11 @@
 //
 // LRU maps share the table, the element layout and the lock-free readers,
 // but not the allocation: their elements are exactly the LRU's max_entries
-// nodes (after BPF_F_NO_COMMON_LRU's rounding), the home elements of slots
-// 0..max_entries-1 used as a plain node array whatever bucket a key hashes
-// to, with no overflow pool. The node array of the LRU (lru.go) follows the
-// slots. An update obtains a node from the LRU first — which may evict,
+// nodes (after BPF_F_NO_COMMON_LRU's rounding), each the home element of
+// some slot, with no overflow pool. Which slots are nodes is the LRU's
+// choice (lru.go): a key's element goes to its own bucket's slot when that
+// slot is not a node already, so most lookups read one cache line. The LRU's
+// records, one per slot, follow the slots. An update obtains a node from the LRU first — which may evict,
 // taking the LRU locks and one victim bucket lock at a time — and only then
 // takes its key's bucket lock and applies BPF_NOEXIST/BPF_EXIST, as the
 // kernel does; a node freed by a delete or a failed update goes back to the
@@ -225,16 +226,16 @@ func geometryOf(a *mapops.Attr) (geometry, error) {
 	g.slotSize = 8 + g.elemSize
 	g.pool = uint64(a.MaxEntries) + spares
 	if lru(a.Type) {
-		// LRU maps' elements are the LRU's max_entries nodes: the home
-		// elements of slots 0..max_entries-1, whatever bucket their key
-		// hashes to. There is no overflow pool.
+		// LRU maps' elements are the LRU's max_entries nodes, which are
+		// home elements of slots (any slot's; lru.go), whatever bucket
+		// their key hashes to. There is no overflow pool.
 		g.pool = 0
 	}
 	g.slotOff = region.HeaderSize + hdrSize
 	g.overOff = g.slotOff + nb*g.slotSize
 	if lru(a.Type) {
 		g.lruOff = (g.overOff + 63) &^ 63
-		g.lruSize = lruAreaSize(g.maxEnt, a)
+		g.lruSize = lruAreaSize(uint32(nb), a)
 	}
 	return g, nil
 }
@@ -511,11 +512,17 @@ func (m *Map) release(ref uint32) {
 
 // fill writes key and value into a free element and makes it live.
 func (m *Map) fill(ref uint32, hv uint32, key, value []byte) {
+	m.write(ref, hv, key, value)
+	m.makeLive(m.elem(ref))
+}
+
+// write writes key and value into a free element, which stays free: LRU
+// elements become live only once linked (see unlink).
+func (m *Map) write(ref uint32, hv uint32, key, value []byte) {
 	e := m.elem(ref)
 	region.StoreRelease32(m.hashOf(e), hv)
 	copy(m.keyOf(e), key)
 	copy(m.valueOf(e), value[:m.copySize])
-	m.makeLive(e)
 }
 
 // makeLive gives a freshly written element a live sequence. Free elements
@@ -597,6 +604,22 @@ func (m *Map) Lookup(key, value []byte) error {
 		b := hv & m.mask
 		mem, g := m.mem, &m.g
 		lw := mem.Uint32(g.slotOff + uint64(b)*g.slotSize)
+		if m.lru != nil {
+			// The key's home element, in the bucket's own cache line:
+			// an LRU element with an even sequence is in its bucket's
+			// chain (unlink), so a match there is the answer.
+			e := g.slotOff + uint64(b)*g.slotSize + 8
+			sp := mem.Uint32(e)
+			if seq := atomic.LoadUint32(sp); seq&1 == 0 && seq != 0 &&
+				atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
+				v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
+				region.ReadFence()
+				if atomic.LoadUint32(sp) == seq {
+					binary.LittleEndian.PutUint64(value, v)
+					return nil
+				}
+			}
+		}
 	retry:
 		for range readRetries {
 			v1 := atomic.LoadUint32(lw)
@@ -672,6 +695,18 @@ func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
 // read is one lock-free attempt at finding key in bucket b; done is false
 // when the attempt must be retried.
 func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool) {
+	if m.lru != nil {
+		// The home element first (see Lookup).
+		e := m.elem(b + 1)
+		if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
+			atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
+			m.copyValue(out, e)
+			region.ReadFence()
+			if atomic.LoadUint32(m.seqOf(e)) == seq {
+				return b + 1, true, true
+			}
+		}
+	}
 	v1 := atomic.LoadUint32(m.lockWord(b))
 	ref = atomic.LoadUint32(m.mem.Uint32(m.headOff(b)))
 	for isElem(ref) {
@@ -816,16 +851,19 @@ func (m *Map) unlink(b uint32, ref uint32, slot uint64) {
 		next = 0
 	}
 	if m.lru != nil {
-		// In flight until the node is back on the LRU (see lru.go).
+		// In flight until the node is back on the LRU (see lru.go). Its
+		// sequence turns odd before it leaves the chain: an LRU element
+		// with an even sequence is always in its bucket's chain, which is
+		// what lets a lookup trust a key it finds in its home slot
+		// (Lookup). Readers that meet it meanwhile retry.
 		region.StoreRelease32(m.lru.own(ref-1), m.lru.mine)
-	}
-	region.StoreRelease32(m.mem.Uint32(slot), next)
-	m.crashPoint()
-	if m.lru != nil {
-		// The node goes back to the LRU after the bucket lock is dropped
-		// (lruFree); readers holding it see its sequence change.
-		atomic.AddUint32(m.seqOf(m.elem(ref)), 1)
+		e := m.elem(ref)
+		region.StoreRelease32(m.seqOf(e), atomic.LoadUint32(m.seqOf(e))+1)
+		m.crashPoint()
+		region.StoreRelease32(m.mem.Uint32(slot), next)
 	} else {
+		region.StoreRelease32(m.mem.Uint32(slot), next)
+		m.crashPoint()
 		m.release(ref)
 	}
 	atomic.AddUint32(m.count, ^uint32(0))

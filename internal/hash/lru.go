@@ -20,20 +20,30 @@ import (
 //
 // # Nodes and lists
 //
-// Node i is element i+1 (the home element of slot i; see the package doc).
-// Its LRU record lives in a parallel node array in the LRU area:
-// {prev u32, next u32, meta u32 (list type | cpu<<8), ref u32, own u32}. Lists are
-// circular and doubly linked through node indices, each with a sentinel
-// node after the max_entries element nodes.
+// The LRU has max_entries nodes, but which slots hold them changes: any of
+// the table's slots (nBuckets ≥ max_entries of them) can be a node, and
+// node i is element i+1, the home element of slot i (see the package doc).
+// Each slot has an LRU record in a parallel array in the LRU area: {prev
+// u32, next u32, meta u32 (nodeBit | cpu<<8 | list type), ref u32, own
+// u32}; a slot whose meta is 0 is not a node. Lists are circular and doubly
+// linked through node indices, each with a sentinel after the slots.
+//
+// Free nodes are indistinguishable: the kernel's lists, and so its
+// surviving keys, depend on how many free nodes each free list holds, not
+// on which. Two things follow. A free list starts empty with a "fresh"
+// count of the nodes it has never handed out, and a fresh node is any slot
+// that is not a node (found from a cursor over the slots), so creating a map
+// touches no node. And an update that takes a node for a key whose home
+// slot (its bucket's own slot) is not a node uses that slot instead,
+// releasing the node it was given: the lists are the same, but the key's
+// element now shares its bucket's cache line, so a lookup reads one line
+// instead of two.
 //
 // Common LRU (the default): a global active, inactive and free list, and
-// per CPU a pending and a local free list. The global free list starts
-// empty with a "fresh" counter over all nodes: free nodes are
-// indistinguishable, so handing out never-used nodes by counting is the
-// kernel's initial free list without touching every node at creation.
+// per CPU a pending and a local free list.
 //
-// BPF_F_NO_COMMON_LRU: per CPU an active, inactive and free list (with a
-// fresh counter over that CPU's share of the nodes).
+// BPF_F_NO_COMMON_LRU: per CPU an active, inactive and free list, the CPU's
+// share of the nodes; a node's CPU is in its meta word.
 //
 // # Locks
 //
@@ -86,6 +96,9 @@ const (
 const (
 	noNode = 1<<32 - 1
 
+	// nodeBit marks a slot's meta word as a node's.
+	nodeBit = 1 << 31
+
 	nodeWords = 5 // prev, next, meta, ref, own
 	nodeSize  = 4 * nodeWords
 
@@ -95,25 +108,25 @@ const (
 	percpuNrScans   = 4
 
 	// LRU area header words.
-	lruInit = 0 // u32: non-zero once the sentinels are initialised
-	lruHdr  = 64
+	lruInit   = 0 // u32: non-zero once the sentinels are initialised
+	lruCursor = 4 // u32: where the search for a fresh node's slot starts
+	lruHdr    = 64
 
 	// An LRU list header (one cache line): lock, next_inactive_rotation,
-	// counts[active], counts[inactive], fresh, fresh end.
-	llLock    = 0
-	llNIR     = 4
-	llActive  = 8
-	llInact   = 12
-	llFresh   = 16
-	llFreshTo = 20
-	llSize    = 64
+	// counts[active], counts[inactive], fresh (nodes never handed out).
+	llLock   = 0
+	llNIR    = 4
+	llActive = 8
+	llInact  = 12
+	llFresh  = 16
+	llSize   = 64
 	// A common LRU's per-CPU local header: lock, next_steal.
 	locLock  = 0
 	locSteal = 4
 	locSize  = 64
 )
 
-// lruAreaSize is the size of the LRU area of a map with n nodes.
+// lruAreaSize is the size of the LRU area of a map with n slots.
 func lruAreaSize(n uint32, a *mapops.Attr) uint64 {
 	ncpu := uint64(a.PossibleCPUs)
 	percpu := a.Flags&uapi.FNoCommonLRU != 0
@@ -138,7 +151,8 @@ func sentinels(percpu bool, ncpu uint64) uint64 {
 type lruState struct {
 	m       *Map
 	mem     region.Mem
-	n       uint32 // element nodes
+	n       uint32 // nodes (max_entries)
+	s       uint32 // slots that can be nodes (the buckets)
 	ncpu    uint32
 	percpu  bool // BPF_F_NO_COMMON_LRU
 	target  uint32
@@ -152,7 +166,7 @@ type lruState struct {
 func newLRU(m *Map, a *mapops.Attr) *lruState {
 	g := &m.g
 	l := &lruState{
-		m: m, mem: m.mem, n: g.maxEnt, ncpu: uint32(a.PossibleCPUs),
+		m: m, mem: m.mem, n: g.maxEnt, s: g.nBuckets, ncpu: uint32(a.PossibleCPUs),
 		percpu: a.Flags&uapi.FNoCommonLRU != 0, cpuFn: a.CPU,
 		hdrOff: g.lruOff + lruHdr,
 		// A locked robust lock word holding this process's token.
@@ -167,7 +181,7 @@ func newLRU(m *Map, a *mapops.Attr) *lruState {
 		l.target = min(max(l.n/l.ncpu/2, 1), localFreeTarget)
 		nodeOff = l.hdrOff + llSize + uint64(l.ncpu)*locSize
 	}
-	l.nodes = l.mem.Words(nodeOff, (uint64(l.n)+sentinels(l.percpu, uint64(l.ncpu)))*nodeWords)
+	l.nodes = l.mem.Words(nodeOff, (uint64(l.s)+sentinels(l.percpu, uint64(l.ncpu)))*nodeWords)
 	if w := l.mem.Uint32(g.lruOff + lruInit); atomic.LoadUint32(w) == 0 {
 		l.init()
 		atomic.StoreUint32(w, 1)
@@ -188,8 +202,7 @@ func (l *lruState) init() {
 				self(l.head(c, k))
 			}
 			*l.mem.Uint32(h + llNIR) = l.head(c, tInactive)
-			*l.mem.Uint32(h + llFresh) = c * per
-			*l.mem.Uint32(h + llFreshTo) = (c + 1) * per
+			*l.mem.Uint32(h + llFresh) = per
 		}
 		return
 	}
@@ -198,8 +211,7 @@ func (l *lruState) init() {
 		self(l.head(0, k))
 	}
 	*l.mem.Uint32(h + llNIR) = l.head(0, tInactive)
-	*l.mem.Uint32(h + llFresh) = 0
-	*l.mem.Uint32(h + llFreshTo) = l.n
+	*l.mem.Uint32(h + llFresh) = l.n
 	for c := uint32(0); c < l.ncpu; c++ {
 		self(l.pendingHead(c))
 		self(l.localFreeHead(c))
@@ -215,11 +227,12 @@ func (l *lruState) meta(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords
 func (l *lruState) refw(i uint32) *uint32  { return &l.nodes[uint64(i)*nodeWords+3] }
 func (l *lruState) own(i uint32) *uint32   { return &l.nodes[uint64(i)*nodeWords+4] }
 func (l *lruState) typ(i uint32) uint32    { return atomic.LoadUint32(l.meta(i)) & 0xff }
-func (l *lruState) cpuOf(i uint32) uint32  { return atomic.LoadUint32(l.meta(i)) >> 8 }
+func (l *lruState) cpuOf(i uint32) uint32  { return atomic.LoadUint32(l.meta(i)) &^ nodeBit >> 8 }
+func (l *lruState) isNode(i uint32) bool   { return atomic.LoadUint32(l.meta(i))&nodeBit != 0 }
 func (l *lruState) isRef(i uint32) bool    { return atomic.LoadUint32(l.refw(i)) != 0 }
 func (l *lruState) clearRef(i uint32)      { region.StoreRelease32(l.refw(i), 0) }
-func (l *lruState) setType(i, t uint32)    { region.StoreRelease32(l.meta(i), l.cpuOf(i)<<8|t) }
-func (l *lruState) setMeta(i, t, c uint32) { region.StoreRelease32(l.meta(i), c<<8|t) }
+func (l *lruState) setType(i, t uint32)    { l.setMeta(i, t, l.cpuOf(i)) }
+func (l *lruState) setMeta(i, t, c uint32) { region.StoreRelease32(l.meta(i), nodeBit|c<<8|t) }
 
 // setRef is bpf_lru_node_set_ref.
 func (l *lruState) setRef(i uint32) {
@@ -235,11 +248,11 @@ func (l *lruState) ll(c uint32) uint64 { return l.hdrOff + uint64(c)*llSize }
 func (l *lruState) loc(c uint32) uint64 { return l.hdrOff + llSize + uint64(c)*locSize }
 
 // head is the sentinel of list k (tActive, tInactive, tFree) of LRU list c.
-func (l *lruState) head(c, k uint32) uint32 { return l.n + 3*c + k }
+func (l *lruState) head(c, k uint32) uint32 { return l.s + 3*c + k }
 
 // pendingHead and localFreeHead are CPU c's local lists (common LRU).
-func (l *lruState) pendingHead(c uint32) uint32   { return l.n + 3 + 2*c }
-func (l *lruState) localFreeHead(c uint32) uint32 { return l.n + 4 + 2*c }
+func (l *lruState) pendingHead(c uint32) uint32   { return l.s + 3 + 2*c }
+func (l *lruState) localFreeHead(c uint32) uint32 { return l.s + 4 + 2*c }
 
 func (l *lruState) listAdd(i, h uint32) {
 	first := *l.next(h)
@@ -329,20 +342,62 @@ func (l *lruState) freeFirst(L lruList) uint32 {
 	if !l.empty(h) {
 		return *l.next(h)
 	}
+	i := l.fresh(L, tFree)
+	if i != noNode {
+		l.listAdd(i, h)
+	}
+	return i
+}
+
+// fresh hands out one of L's fresh nodes as a node of type t (not on any
+// list yet), or returns noNode if L has none left: it claims the first
+// slot from the cursor on that is not a node. Fresh nodes and non-node
+// slots balance (at most max_entries slots are nodes, and each list's
+// fresh count is its share of the rest), so the search ends; it gives up
+// after two rounds only if the counts are corrupt.
+func (l *lruState) fresh(L lruList, t uint32) uint32 {
 	fw := l.mem.Uint32(L.hdr + llFresh)
-	if *fw >= *l.mem.Uint32(L.hdr + llFreshTo) {
+	if *fw == 0 {
 		return noNode
 	}
-	i := *fw
-	*fw++
 	c := uint32(0)
 	if l.percpu {
 		c = L.c
 	}
-	l.setMeta(i, tFree, c)
-	l.clearRef(i)
-	l.listAdd(i, h)
-	return i
+	cur := l.mem.Uint32(l.m.g.lruOff + lruCursor)
+	for range 2 * uint64(l.s) {
+		j := (atomic.AddUint32(cur, 1) - 1) & (l.s - 1)
+		if l.claim(j, t, c) {
+			*fw--
+			return j
+		}
+	}
+	return noNode
+}
+
+// claim makes slot j, if it is not a node, a node of type t on CPU c,
+// with no references and owned by no one.
+func (l *lruState) claim(j, t, c uint32) bool {
+	if !atomic.CompareAndSwapUint32(l.meta(j), 0, nodeBit|c<<8|t) {
+		return false
+	}
+	l.clearRef(j)
+	region.StoreRelease32(l.own(j), 0)
+	return true
+}
+
+// home replaces node i, just taken off a free list for a key whose home
+// slot is h, with slot h if h is not a node: i stops being a node and h
+// becomes one of type t on CPU c. The caller holds the lock of the list i
+// came from and puts the result where i was going; h = noNode asks for no
+// replacement.
+func (l *lruState) home(i, h, t, c uint32) uint32 {
+	if h == noNode || i == h || !l.claim(h, t, c) {
+		return i
+	}
+	region.StoreRelease32(l.own(i), 0)
+	region.StoreRelease32(l.meta(i), 0)
+	return h
 }
 
 // moveToFree is __bpf_lru_node_move_to_free.
@@ -642,13 +697,11 @@ func (l *lruState) freeToLocal(L lruList, lf uint32) uint32 {
 	// i is the first node left on the free list (or its head).
 	*l.next(fh), *l.prev(i) = i, fh
 	l.crashPoint()
-	fw := l.mem.Uint32(L.hdr + llFresh)
-	for ; n < l.target && *fw < *l.mem.Uint32(L.hdr + llFreshTo); n++ {
-		j := *fw
-		*fw++
-		l.setMeta(j, tLocalFree, 0)
-		l.clearRef(j)
-		region.StoreRelease32(l.own(j), 0)
+	for ; n < l.target; n++ {
+		j := l.fresh(L, tLocalFree)
+		if j == noNode {
+			break
+		}
 		if chainFirst == noNode {
 			chainLast = j
 		} else {
@@ -705,10 +758,10 @@ func (l *lruState) addPending(c, i uint32) {
 // commonPop is bpf_common_lru_pop_free on CPU c. An attempt that meets a
 // lock held by a dead process while holding LRU locks backs out; the map
 // is repaired and the pop starts again.
-func (l *lruState) commonPop(c uint32) uint32 {
+func (l *lruState) commonPop(c, h uint32) uint32 {
 	for {
 		var st stall
-		i := l.commonPopOnce(c, &st)
+		i := l.commonPopOnce(c, h, &st)
 		if st.w != nil {
 			l.unstick(&st)
 			if i == noNode {
@@ -719,7 +772,7 @@ func (l *lruState) commonPop(c uint32) uint32 {
 	}
 }
 
-func (l *lruState) commonPopOnce(c uint32, st *stall) uint32 {
+func (l *lruState) commonPopOnce(c, h uint32, st *stall) uint32 {
 	locks := l.m.locks
 	lw := l.lockWord(l.loc(c) + locLock)
 	ver := locks.Lock(lw)
@@ -729,6 +782,7 @@ func (l *lruState) commonPopOnce(c uint32, st *stall) uint32 {
 		i = l.localPopFree(c)
 	}
 	if i != noNode {
+		i = l.home(i, h, tLocalPending, c)
 		l.addPending(c, i)
 	}
 	locks.Unlock(lw, ver)
@@ -760,6 +814,7 @@ func (l *lruState) commonPopOnce(c uint32, st *stall) uint32 {
 	if i != noNode {
 		l.crashPoint()
 		ver = locks.Lock(lw)
+		i = l.home(i, h, tDetached, c)
 		l.addPending(c, i)
 		locks.Unlock(lw, ver)
 	}
@@ -797,10 +852,10 @@ func (l *lruState) pcpu(c uint32) lruList { return lruList{hdr: l.ll(c), c: c} }
 
 // percpuPop is bpf_percpu_lru_pop_free on CPU c; like commonPop, an
 // attempt that meets a bucket lock held by a dead process backs out.
-func (l *lruState) percpuPop(c uint32) uint32 {
+func (l *lruState) percpuPop(c, h uint32) uint32 {
 	for {
 		var st stall
-		i := l.percpuPopOnce(c, &st)
+		i := l.percpuPopOnce(c, h, &st)
 		if st.w != nil {
 			l.unstick(&st)
 			if i == noNode {
@@ -811,7 +866,7 @@ func (l *lruState) percpuPop(c uint32) uint32 {
 	}
 }
 
-func (l *lruState) percpuPopOnce(c uint32, st *stall) uint32 {
+func (l *lruState) percpuPopOnce(c, h uint32, st *stall) uint32 {
 	L := l.pcpu(c)
 	w := l.lockWord(L.hdr + llLock)
 	ver := l.m.locks.Lock(w)
@@ -823,6 +878,13 @@ func (l *lruState) percpuPopOnce(c uint32, st *stall) uint32 {
 		i = l.freeFirst(L)
 	}
 	if i != noNode {
+		if j := l.home(i, h, tFree, c); j != i {
+			// j takes i's place at the head of the free list.
+			p, n := *l.prev(i), *l.next(i)
+			*l.prev(j), *l.next(j) = p, n
+			*l.next(p), *l.prev(n) = j, j
+			i = j
+		}
 		l.clearRef(i)
 		l.move(L, i, tInactive)
 		region.StoreRelease32(l.own(i), l.mine)
@@ -858,12 +920,15 @@ func (l *lruState) currentCPU() uint32 {
 	return uint32(c) % l.ncpu
 }
 
-func (l *lruState) pop() uint32 {
+// pop obtains a node for an update of a key whose home slot is h (noNode:
+// none), as the kernel's pop would, possibly evicting; the node is the
+// home slot itself where that is not a node.
+func (l *lruState) pop(h uint32) uint32 {
 	c := l.currentCPU()
 	if l.percpu {
-		return l.percpuPop(c)
+		return l.percpuPop(c, h)
 	}
-	return l.commonPop(c)
+	return l.commonPop(c, h)
 }
 
 // pushFree returns node i (whose element is unlinked) to the LRU.
@@ -892,12 +957,12 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	b := hv & m.mask
 	node := uint32(noNode)
 	if !m.inPlace || flags != uapi.Exist {
-		if node = l.pop(); node == noNode {
+		if node = l.pop(b); node == noNode {
 			return uapi.ENOMEM
 		}
 		m.crashPoint()
 		if !m.inPlace {
-			m.fill(node+1, hv, key, value)
+			m.write(node+1, hv, key, value)
 		}
 	}
 	ver := m.lock(b)
@@ -917,8 +982,9 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		m.storeInPlaceUndo(m.elem(old), old, spare, value)
 	case m.inPlace:
 		n := node + 1
-		m.fill(n, hv, key, value)
+		m.write(n, hv, key, value)
 		m.linkHead(b, n, m.elem(n), m.mem.Uint32(m.headOff(b)))
+		m.makeLive(m.elem(n))
 		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
 		region.StoreRelease32(l.own(node), 0) // no longer in flight
@@ -927,6 +993,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		n := node + 1
 		e := m.elem(n)
 		m.linkHead(b, n, e, m.mem.Uint32(m.headOff(b)))
+		m.makeLive(e)
 		m.crashPoint()
 		atomic.AddUint32(m.count, 1)
 		region.StoreRelease32(l.own(node), 0) // no longer in flight
@@ -991,14 +1058,14 @@ func (m *Map) undoInPlace() {
 	if !m.inPlace || m.g.valArea == 8 {
 		return
 	}
-	for i := range l.n {
+	for i := range l.s {
 		if !m.locks.Dead(l.own(i)) {
 			continue
 		}
 		s := m.elem(i + 1)
 		ref := atomic.LoadUint32(m.hashOf(s))
 		odd := atomic.LoadUint32(m.seqOf(s))
-		if ref == 0 || ref > l.n || ref == i+1 || odd&1 == 0 {
+		if ref == 0 || ref > l.s || ref == i+1 || odd&1 == 0 {
 			continue
 		}
 		e := m.elem(ref)

@@ -29,12 +29,12 @@ func newTestLRU(t *testing.T, typ uapi.MapType, flags, max, vs uint32, cpu func(
 func checkLRU(t *testing.T, m *Map) {
 	t.Helper()
 	l := m.lru
-	seen := make([]int, l.n)
+	seen := make([]int, l.s)
 	inUse := map[uint32]bool{}
 	walk := func(h, typ uint32, cnt *uint32) {
 		n := uint32(0)
 		for i := *l.next(h); i != h; i = *l.next(i) {
-			if i >= l.n {
+			if i >= l.s {
 				t.Fatalf("sentinel %d inside list %d", i, h)
 			}
 			if *l.prev(*l.next(i)) != i {
@@ -63,7 +63,7 @@ func checkLRU(t *testing.T, m *Map) {
 		walk(l.head(c, tActive), tActive, l.mem.Uint32(L.hdr+llActive))
 		walk(l.head(c, tInactive), tInactive, l.mem.Uint32(L.hdr+llInact))
 		walk(l.head(c, tFree), tFree, nil)
-		fresh += *l.mem.Uint32(L.hdr + llFreshTo) - *l.mem.Uint32(L.hdr + llFresh)
+		fresh += *l.mem.Uint32(L.hdr + llFresh)
 	}
 	if !l.percpu {
 		for c := uint32(0); c < l.ncpu; c++ {
@@ -75,6 +75,9 @@ func checkLRU(t *testing.T, m *Map) {
 	for i, s := range seen {
 		if s > 1 {
 			t.Fatalf("node %d on %d lists", i, s)
+		}
+		if (s == 1) != l.isNode(uint32(i)) {
+			t.Fatalf("slot %d: on %d lists, meta %#x", i, s, *l.meta(uint32(i)))
 		}
 		total += uint32(s)
 	}

@@ -74,8 +74,7 @@ func (m *Map) rebuild(keep func(ref uint32)) []bool {
 				}
 				break
 			}
-			if uint64(ref) > total || reach[ref] || ref > nb && uint64(ref-nb) > fresh && keep == nil ||
-				keep != nil && ref > m.max {
+			if uint64(ref) > total || reach[ref] || ref > nb && uint64(ref-nb) > fresh && keep == nil {
 				m.endChain(b, slot) // a link no writer could have made
 				break
 			}
@@ -231,8 +230,9 @@ func (l *lruState) lockWords() []*uint32 {
 //     owner expects it, the list of its type (a stolen node: on none);
 //   - any other node is free: its CPU's local free list if it is on one
 //     (common LRU), else its free list, with a free element sequence;
-//   - a node past its list's fresh counter stays unused, unless it is in
-//     the table or in flight (the counter then moves past it).
+//   - a slot that is neither a node nor in the table nor in flight is not
+//     a node; each list's fresh count is its share of max_entries less the
+//     nodes it has.
 //
 // Lists keep their order where their links still hold it: each list is
 // walked from its sentinel and the nodes that belong to it keep their
@@ -242,8 +242,8 @@ func (l *lruState) lockWords() []*uint32 {
 // order is only approximate LRU); on a consistent map relist changes
 // nothing.
 func (l *lruState) relist(reach []bool) {
-	n := l.n
-	tgt := make([]uint32, n) // the sentinel of node i's list, or noNode: leave it
+	n, slots := l.n, l.s
+	tgt := make([]uint32, slots) // the sentinel of node i's list, or noNode: leave it
 	deadTok := map[uint32]bool{}
 	live := func(i uint32) bool {
 		o := atomic.LoadUint32(l.own(i))
@@ -261,29 +261,44 @@ func (l *lruState) relist(reach []bool) {
 	if l.percpu {
 		lists, per = l.ncpu, n/l.ncpu
 	}
+	nodes := make([]uint32, lists) // nodes kept, per LRU list
+	for i := range slots {
+		reached, lv := reach[i+1], live(i)
+		if !reached && !lv && !l.isNode(i) {
+			tgt[i] = noNode
+			if atomic.LoadUint32(l.meta(i)) != 0 {
+				region.StoreRelease32(l.meta(i), 0)
+			}
+			continue
+		}
+		lc := uint32(0)
+		if l.percpu {
+			lc = min(l.cpuOf(i), l.ncpu-1)
+		}
+		if tgt[i] = l.place(i, lc, reached, lv); tgt[i] != noNode || l.isNode(i) {
+			nodes[lc]++
+		}
+	}
+	// A dead process that took its key's home slot in place of the node it
+	// was given may have left both: free nodes beyond a list's share stop
+	// being nodes.
+	for i := range slots {
+		lc := uint32(0)
+		if l.percpu {
+			lc = min(l.cpuOf(i), l.ncpu-1)
+		}
+		if nodes[lc] > per && (tgt[i] == anyLocalFree || tgt[i] == l.head(lc, tFree)) {
+			region.StoreRelease32(l.meta(i), 0)
+			tgt[i] = noNode
+			nodes[lc]--
+		}
+	}
 	for c := range lists {
-		hdr := l.ll(c)
-		lo, hi := c*per, (c+1)*per
-		fw := l.mem.Uint32(hdr + llFresh)
-		f := min(max(*fw, lo), hi)
-		for i := f; i < hi; i++ {
-			if reach[i+1] || live(i) {
-				f = i + 1
-			}
+		f := uint32(0)
+		if nodes[c] < per {
+			f = per - nodes[c]
 		}
-		*fw = f
-		*l.mem.Uint32(hdr + llFreshTo) = hi
-		for i := lo; i < hi; i++ {
-			if i >= f {
-				tgt[i] = noNode
-				continue
-			}
-			lc := uint32(0)
-			if l.percpu {
-				lc = c
-			}
-			tgt[i] = l.place(i, lc, reach[i+1], live(i))
-		}
+		*l.mem.Uint32(l.ll(c) + llFresh) = f
 	}
 
 	// Walk the old lists for their order.
@@ -292,12 +307,12 @@ func (l *lruState) relist(reach []bool) {
 		ns = 3 * l.ncpu
 	}
 	order := make([][]uint32, ns)
-	placed := make([]bool, n)
-	walked := make([]bool, n)
+	placed := make([]bool, slots)
+	walked := make([]bool, slots)
 	for k := range ns {
-		s := n + k
+		s := slots + k
 		steps := uint32(0)
-		for j := *l.next(s); j < n && !walked[j] && steps < n; j = *l.next(j) {
+		for j := *l.next(s); j < slots && !walked[j] && steps < slots; j = *l.next(j) {
 			walked[j] = true
 			steps++
 			if tgt[j] == anyLocalFree && !l.percpu && k >= 3 && (k-3)%2 == 1 {
@@ -310,17 +325,17 @@ func (l *lruState) relist(reach []bool) {
 		}
 	}
 	front := make([][]uint32, ns)
-	for i := range n {
+	for i := range slots {
 		if tgt[i] == anyLocalFree {
 			l.setType(i, tFree)
 			tgt[i] = l.head(0, tFree)
 		}
 		if s := tgt[i]; s != noNode && !placed[i] {
-			front[s-n] = append(front[s-n], i)
+			front[s-slots] = append(front[s-slots], i)
 		}
 	}
 	for k := range ns {
-		s := n + k
+		s := slots + k
 		p := s
 		for _, part := range [2][]uint32{front[k], order[k]} {
 			for _, j := range part {
@@ -339,9 +354,9 @@ func (l *lruState) relist(reach []bool) {
 			lc = c
 		}
 		act, ina := l.head(lc, tActive), l.head(lc, tInactive)
-		*l.mem.Uint32(hdr + llActive) = uint32(len(front[act-n]) + len(order[act-n]))
-		*l.mem.Uint32(hdr + llInact) = uint32(len(front[ina-n]) + len(order[ina-n]))
-		if nir := l.mem.Uint32(hdr + llNIR); *nir != ina && (*nir >= n || tgt[*nir] != ina) {
+		*l.mem.Uint32(hdr + llActive) = uint32(len(front[act-slots]) + len(order[act-slots]))
+		*l.mem.Uint32(hdr + llInact) = uint32(len(front[ina-slots]) + len(order[ina-slots]))
+		if nir := l.mem.Uint32(hdr + llNIR); *nir != ina && (*nir >= slots || tgt[*nir] != ina) {
 			*nir = ina
 		}
 	}
@@ -353,9 +368,6 @@ func (l *lruState) relist(reach []bool) {
 		}
 	}
 }
-
-// anyLocalFree is place's answer for a free node on some local free list.
-const anyLocalFree = noNode - 1
 
 // place decides node i's list for relist (lc: its LRU list, 0 for the
 // common LRU), fixing its type, own word and element sequence to match.
@@ -393,3 +405,6 @@ func (l *lruState) place(i, lc uint32, reached, live bool) uint32 {
 	}
 	return l.head(lc, tFree)
 }
+
+// anyLocalFree is place's answer for a free node on some local free list.
+const anyLocalFree = noNode - 1

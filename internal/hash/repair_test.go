@@ -350,7 +350,7 @@ func TestRepairLRUCrashStates(t *testing.T) {
 				want[k] = uint64(k)
 			}
 			// The live process holds a node in flight (popped, not linked).
-			liveNode := l.pop()
+			liveNode := l.pop(noNode)
 			liveType := l.typ(liveNode)
 			// Common LRU: the live process stole a node from a local free
 			// list and is about to put it on its own pending list.
@@ -368,11 +368,11 @@ func TestRepairLRUCrashStates(t *testing.T) {
 				*l.own(stolen) = l.mine
 			}
 			// The victim popped a node for a new key and died.
-			x := vl.pop()
+			x := vl.pop(noNode)
 			vm.fill(x+1, m.hash(key4(100)), key4(100), val(m, 100))
 			// The victim published key 5's new element and died before
 			// unlinking the old one (LRU_HASH's replace).
-			y := vl.pop()
+			y := vl.pop(noNode)
 			hv := m.hash(key4(5))
 			vm.fill(y+1, hv, key4(5), val(m, 555))
 			vm.linkHead(hv&m.mask, y+1, vm.elem(y+1), vm.mem.Uint32(vm.headOff(hv&m.mask)))

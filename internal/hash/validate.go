@@ -18,10 +18,7 @@ import (
 // no other live process has the map open, so nothing changes under it.
 func (m *Map) Validate() error {
 	nb := m.g.nBuckets
-	limit := uint64(nb) + m.g.pool
-	if m.lru != nil {
-		limit = min(limit, uint64(m.max))
-	}
+	limit := uint64(nb) + m.g.pool // LRU maps: any slot's element can be a node
 	fresh := atomic.LoadUint32(m.fresh)
 	if uint64(fresh) > m.g.pool {
 		return fmt.Errorf("hash: %d overflow elements handed out of %d", fresh, m.g.pool)
