@@ -772,10 +772,11 @@ func (l *lruState) commonPop(c, h uint32) uint32 {
 	}
 }
 
-func (l *lruState) commonPopOnce(c, h uint32, st *stall) uint32 {
-	locks := l.m.locks
-	lw := l.lockWord(l.loc(c) + locLock)
-	ver := locks.Lock(lw)
+// localPop is the part of bpf_common_lru_pop_free done under CPU c's
+// local lock (held): a node from the local free list, refilled from the
+// global lists if empty, put on the pending list. noNode means the CPU
+// must steal.
+func (l *lruState) localPop(c, h uint32, st *stall) uint32 {
 	i := l.localPopFree(c)
 	if i == noNode {
 		l.popFreeToLocal(c, st)
@@ -785,6 +786,14 @@ func (l *lruState) commonPopOnce(c, h uint32, st *stall) uint32 {
 		i = l.home(i, h, tLocalPending, c)
 		l.addPending(c, i)
 	}
+	return i
+}
+
+func (l *lruState) commonPopOnce(c, h uint32, st *stall) uint32 {
+	locks := l.m.locks
+	lw := l.lockWord(l.loc(c) + locLock)
+	ver := locks.Lock(lw)
+	i := l.localPop(c, h, st)
 	locks.Unlock(lw, ver)
 	if i != noNode || st.w != nil {
 		return i
@@ -867,9 +876,17 @@ func (l *lruState) percpuPop(c, h uint32) uint32 {
 }
 
 func (l *lruState) percpuPopOnce(c, h uint32, st *stall) uint32 {
-	L := l.pcpu(c)
-	w := l.lockWord(L.hdr + llLock)
+	w := l.lockWord(l.ll(c) + llLock)
 	ver := l.m.locks.Lock(w)
+	i := l.percpuLockedPop(c, h, st)
+	l.m.locks.Unlock(w, ver)
+	return i
+}
+
+// percpuLockedPop is bpf_percpu_lru_pop_free's work under CPU c's list
+// lock (held).
+func (l *lruState) percpuLockedPop(c, h uint32, st *stall) uint32 {
+	L := l.pcpu(c)
 	l.rotate(L)
 	fh := l.head(c, tFree)
 	i := l.freeFirst(L)
@@ -889,7 +906,6 @@ func (l *lruState) percpuPopOnce(c, h uint32, st *stall) uint32 {
 		l.move(L, i, tInactive)
 		region.StoreRelease32(l.own(i), l.mine)
 	}
-	l.m.locks.Unlock(w, ver)
 	return i
 }
 
@@ -956,7 +972,21 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	}
 	b := hv & m.mask
 	node := uint32(noNode)
-	if !m.inPlace || flags != uapi.Exist {
+	if !m.inPlace && m.g.valArea == 8 && flags != uapi.NoExist && m.atHome(b, hv, key) {
+		// The key lives in its home slot: keep it there.
+		var done bool
+		if node, done = m.updateHome(b, hv, key, value); done {
+			return nil
+		}
+		if node == noNode {
+			node = l.pop(noNode)
+		}
+		if node == noNode {
+			return uapi.ENOMEM
+		}
+		m.crashPoint()
+		m.write(node+1, hv, key, value)
+	} else if !m.inPlace || flags != uapi.Exist {
 		if node = l.pop(b); node == noNode {
 			return uapi.ENOMEM
 		}
@@ -1016,6 +1046,173 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 		l.pushFree(old - 1)
 	}
 	return err
+}
+
+// atHome reports, without a lock, whether key's element is the home
+// element of its bucket b.
+func (m *Map) atHome(b, hv uint32, key []byte) bool {
+	e := m.elem(b + 1)
+	seq := atomic.LoadUint32(m.seqOf(e))
+	return seq&1 == 0 && seq != 0 && atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key)
+}
+
+// updateHome is an LRU_HASH update (BPF_ANY or BPF_EXIST, a one-word
+// value) of a key that lives in its home slot o = b. The kernel would take
+// a node n from the LRU, put the key and value in it at the head of the
+// bucket's chain, and free o. Free nodes are interchangeable, so this
+// keeps the key in o instead: it takes n as the kernel does, stores the
+// value in o in place (one atomic store, so readers see the old value or
+// the new), swaps the list places of n and o (o takes n's place as the new
+// node, referenced; n takes o's), moves o to the front of the chain, and
+// frees n from o's old place as the kernel frees o. The lists, the chain
+// order and the surviving keys are the kernel's, and the key's element
+// stays in its bucket's cache line.
+//
+// It holds the lock of the list it takes n from, then takes the lock of
+// o's list if that is another (the global list's), then the bucket lock:
+// the LRU's lock order, and no more locks than an update takes anyway. It
+// gives up with done false, n (if not noNode) popped and in flight, when
+// o is on another CPU's local list (an operation holds at most one local
+// lock), when a lock is held by a dead process, when the CPU must steal a
+// node, or when the key is no longer in its home slot (the pop may have
+// evicted it); the caller then goes on the kernel's way.
+func (m *Map) updateHome(b, hv uint32, key, value []byte) (n uint32, done bool) {
+	l := m.lru
+	o := b
+	locks := m.locks
+	c := l.currentCPU()
+	var w0 *uint32
+	if l.percpu {
+		w0 = l.lockWord(l.ll(c) + llLock)
+	} else {
+		w0 = l.lockWord(l.loc(c) + locLock)
+	}
+	v0 := locks.Lock(w0)
+	var st stall
+	if l.percpu {
+		n = l.percpuLockedPop(c, noNode, &st)
+	} else {
+		n = l.localPop(c, noNode, &st)
+	}
+	var w1 *uint32
+	var v1 uint32
+	unlock := func() {
+		if w1 != nil {
+			locks.Unlock(w1, v1)
+		}
+		locks.Unlock(w0, v0)
+		if st.w != nil {
+			l.unstick(&st)
+		}
+	}
+	if n == noNode || st.w != nil {
+		unlock()
+		return n, false
+	}
+	wo := l.listLock(o)
+	if wo != w0 {
+		if global := l.lockWord(l.ll(0) + llLock); l.percpu || wo != global {
+			unlock()
+			return n, false
+		}
+		v, ok := l.nest(wo, &st)
+		if !ok {
+			unlock()
+			return n, false
+		}
+		w1, v1 = wo, v
+	}
+	bv, ok := l.nest(m.lockWord(b), &st)
+	if !ok {
+		unlock()
+		return n, false
+	}
+	// Holding the bucket lock, o cannot leave the chain; holding its
+	// list's lock, it cannot change lists.
+	ref, slot := m.find(b, hv, key)
+	done = ref == o+1 && l.listLock(o) == wo
+	if done {
+		e := m.elem(o + 1)
+		m.storeValue(e, value)
+		if head := m.headOff(b); slot != head {
+			// To the front of the chain, where the kernel's new element
+			// goes. Lookups of the key try its home slot first, so they
+			// find it throughout; a walk meanwhile may pass it twice.
+			region.StoreRelease32(m.mem.Uint32(slot), atomic.LoadUint32(m.nextOf(e)))
+			region.StoreRelease32(m.nextOf(e), atomic.LoadUint32(m.mem.Uint32(head)))
+			region.StoreRelease32(m.mem.Uint32(head), o+1)
+		}
+		l.swapPlaces(n, o)
+		l.setRef(o)
+		region.StoreRelease32(l.own(o), 0)
+		m.crashPoint()
+		l.freeHeld(n)
+	}
+	m.unlock(b, bv)
+	unlock()
+	return n, done
+}
+
+// listLock is the lock of the list node i is on.
+func (l *lruState) listLock(i uint32) *uint32 {
+	switch {
+	case l.percpu:
+		return l.lockWord(l.ll(min(l.cpuOf(i), l.ncpu-1)) + llLock)
+	case l.typ(i) == tLocalPending:
+		return l.lockWord(l.loc(min(l.cpuOf(i), l.ncpu-1)) + locLock)
+	}
+	return l.lockWord(l.ll(0) + llLock)
+}
+
+// swapPlaces exchanges the list places of nodes a and b (their links, list
+// types, CPUs and referenced bits, and the next-inactive-rotation cursor
+// if it points at either). The locks of both lists are held.
+func (l *lruState) swapPlaces(a, b uint32) {
+	var L lruList
+	if l.percpu {
+		L = l.pcpu(min(l.cpuOf(a), l.ncpu-1))
+	} else {
+		L = l.global()
+	}
+	if nir := l.nir(L); *nir == a {
+		*nir = b
+	} else if *nir == b {
+		*nir = a
+	}
+	ma, mb := atomic.LoadUint32(l.meta(a)), atomic.LoadUint32(l.meta(b))
+	ra, rb := atomic.LoadUint32(l.refw(a)), atomic.LoadUint32(l.refw(b))
+	pa, na, pb, nb := *l.prev(a), *l.next(a), *l.prev(b), *l.next(b)
+	switch {
+	case na == b: // pa, a, b, nb
+		*l.next(pa), *l.prev(b), *l.next(b) = b, pa, a
+		*l.prev(a), *l.next(a), *l.prev(nb) = b, nb, a
+	case nb == a: // pb, b, a, na
+		*l.next(pb), *l.prev(a), *l.next(a) = a, pb, b
+		*l.prev(b), *l.next(b), *l.prev(na) = a, na, b
+	default:
+		*l.next(pa), *l.prev(na) = b, b
+		*l.next(pb), *l.prev(nb) = a, a
+		*l.prev(a), *l.next(a), *l.prev(b), *l.next(b) = pb, nb, pa, na
+	}
+	region.StoreRelease32(l.meta(a), mb)
+	region.StoreRelease32(l.meta(b), ma)
+	region.StoreRelease32(l.refw(a), rb)
+	region.StoreRelease32(l.refw(b), ra)
+}
+
+// freeHeld is pushFree with the lock of i's list already held.
+func (l *lruState) freeHeld(i uint32) {
+	switch {
+	case l.percpu:
+		l.move(l.pcpu(l.cpuOf(i)), i, tFree)
+	case l.typ(i) == tLocalPending:
+		l.setType(i, tLocalFree)
+		l.clearRef(i)
+		l.listMove(i, l.localFreeHead(l.cpuOf(i)))
+	default:
+		l.move(l.global(), i, tFree)
+	}
+	region.StoreRelease32(l.own(i), 0)
 }
 
 // storeInPlaceUndo rewrites a live element's value under its bucket lock,
