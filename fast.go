@@ -13,6 +13,15 @@ func fastKey(key any, size uint32) ([]byte, bool) {
 	return nil, false
 }
 
+// fastBytesKey is fastKey's second chance: a key given as its bytes (LPM
+// and composite keys). It is a function of its own so that both inline.
+func fastBytesKey(key any, size uint32) ([]byte, bool) {
+	if b, ok := key.([]byte); ok && b != nil && uint32(len(b)) == size {
+		return marshal.HideBytes(b), true
+	}
+	return nil, false
+}
+
 func fastValue(v any, size int) ([]byte, bool) {
 	if p, ok := v.(*uint64); ok && p != nil && size == 8 {
 		return marshal.Uint64Bytes(p), true

@@ -257,6 +257,9 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 		}
 	}
 	k, ok := fastKey(key, m.keySize)
+	if !ok {
+		k, ok = fastBytesKey(key, m.keySize)
+	}
 	v, ok2 := fastValue(valueOut, m.fullValue)
 	switch {
 	case ok && ok2:
@@ -390,6 +393,9 @@ func (m *Map) Put(key, value any) error {
 // slice with one element per possible CPU.
 func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 	k, ok := fastKey(key, m.keySize)
+	if !ok {
+		k, ok = fastBytesKey(key, m.keySize)
+	}
 	v, ok2 := fastValue(value, m.fullValue)
 	if !ok || !ok2 {
 		if inner, isMap := value.(*Map); isMap {

@@ -17,6 +17,9 @@ import (
 // Lookup. Arguments and errors are Lookup's.
 func (m *Map) LookupAndTouch(key, valueOut any) error {
 	k, ok := fastKey(key, m.keySize)
+	if !ok {
+		k, ok = fastBytesKey(key, m.keySize)
+	}
 	v, ok2 := fastValue(valueOut, m.fullValue)
 	if !ok || !ok2 {
 		k, v, ok = marshal.Fast2(key, int(m.keySize), valueOut, m.fullValue)
