@@ -275,6 +275,14 @@ func (l *lruState) listMove(i, h uint32) {
 
 func (l *lruState) empty(h uint32) bool { return *l.next(h) == h }
 
+// spliceFront puts the chain first..last (linked through next, on no
+// list) at the front of list h.
+func (l *lruState) spliceFront(h, first, last uint32) {
+	old := *l.next(h)
+	*l.next(last), *l.prev(old) = old, last
+	*l.prev(first), *l.next(h) = h, first
+}
+
 // stall records the lock word a nested wait gave up on: one held by a dead
 // process, which only a repair frees, while the waiter holds locks of the
 // map that the repair would have to seize.
@@ -412,14 +420,6 @@ func (l *lruState) moveToFree(L lruList, i, freeHead, t uint32) {
 	region.StoreRelease32(l.own(i), 0)
 }
 
-// moveIn is __bpf_lru_node_move_in (pending → active/inactive).
-func (l *lruState) moveIn(L lruList, i, t uint32) {
-	l.countInc(L, t)
-	l.setType(i, t)
-	l.clearRef(i)
-	l.listMove(i, l.head(L.c, t))
-}
-
 // move is __bpf_lru_node_move (between active, inactive and free).
 func (l *lruState) move(L lruList, i, t uint32) {
 	if old := l.typ(i); old != t {
@@ -483,10 +483,7 @@ func (l *lruState) rotateActive(L lruList) {
 	l.crashPoint()
 	for t := uint32(tActive); t <= tInactive; t++ {
 		if c := chain[t]; c.n != 0 {
-			hd := l.head(L.c, t)
-			old := *l.next(hd)
-			*l.next(c.last), *l.prev(old) = old, c.last
-			*l.prev(c.first), *l.next(hd) = hd, c.first
+			l.spliceFront(l.head(L.c, t), c.first, c.last)
 		}
 	}
 	*l.mem.Uint32(L.hdr + llInact) += chain[tInactive].n
@@ -642,10 +639,7 @@ func (l *lruState) flush(L lruList, c uint32) {
 	l.crashPoint()
 	for t := uint32(tActive); t <= tInactive; t++ {
 		if ch := chain[t]; ch.n != 0 {
-			hd := l.head(L.c, t)
-			old := *l.next(hd)
-			*l.next(ch.last), *l.prev(old) = old, ch.last
-			*l.prev(ch.first), *l.next(hd) = hd, ch.first
+			l.spliceFront(l.head(L.c, t), ch.first, ch.last)
 			*l.mem.Uint32(L.hdr + llActive + 4*uint64(t)) += ch.n
 		}
 	}
@@ -711,9 +705,7 @@ func (l *lruState) freeToLocal(L lruList, lf uint32) uint32 {
 		chainFirst = j
 	}
 	if n != 0 {
-		old := *l.next(lf)
-		*l.next(chainLast), *l.prev(old) = old, chainLast
-		*l.prev(chainFirst), *l.next(lf) = lf, chainFirst
+		l.spliceFront(lf, chainFirst, chainLast)
 	}
 	return n
 }
