@@ -372,6 +372,11 @@ func (l *lruState) relist(reach []bool) {
 // place decides node i's list for relist (lc: its LRU list, 0 for the
 // common LRU), fixing its type, own word and element sequence to match.
 func (l *lruState) place(i, lc uint32, reached, live bool) uint32 {
+	if !l.isNode(i) {
+		// In the table, or held, but not marked a node (only damage does
+		// that): a node now.
+		l.setMeta(i, tInactive, lc)
+	}
 	t, cpu := l.typ(i), l.cpuOf(i)
 	if reached || live {
 		if reached {
