@@ -137,8 +137,8 @@ func lruAreaSize(n uint32, a *mapops.Attr) uint64 {
 	return lruHdr + hdrs + (uint64(n)+sentinels(percpu, ncpu))*nodeSize
 }
 
-// sentinels is the number of list sentinel nodes, which follow the element
-// nodes: three lists per LRU list (one, or one per CPU with
+// sentinels is the number of list sentinel nodes, whose records follow the
+// slots': three lists per LRU list (one, or one per CPU with
 // BPF_F_NO_COMMON_LRU) and a common LRU's two local lists per CPU.
 func sentinels(percpu bool, ncpu uint64) uint64 {
 	if percpu {
@@ -189,7 +189,7 @@ func newLRU(m *Map, a *mapops.Attr) *lruState {
 	return l
 }
 
-// init sets up the sentinels and fresh counters of a new map.
+// init sets up the sentinels and fresh counts of a new map.
 func (l *lruState) init() {
 	self := func(s uint32) {
 		*l.prev(s), *l.next(s) = s, s

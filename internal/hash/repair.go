@@ -176,8 +176,11 @@ func (m *Map) dupIn(chain []uint32, e uint64) bool {
 // chains' damage is: an LRU list torn in the middle of a link or unlink
 // (the lists' counts, next_inactive_rotation and fresh counters off with
 // it), a node in flight (popped and not linked, unlinked and not freed,
-// stolen and on no list) whose own word names the dead process, and a node
-// evicted from its chain and not yet moved to a free list.
+// stolen and on no list) whose own word names the dead process, a node
+// evicted from its chain and not yet moved to a free list, an element in
+// its chain whose sequence is odd (being linked, or being unlinked: the
+// key stays), and a home slot claimed in place of a node not yet released
+// (one node too many: the surplus free node stops being one).
 //
 // One state is beyond repair: LRU_PERCPU_HASH rewrites an existing key's
 // value in place (as the kernel does), so a process killed in the middle of
