@@ -20,11 +20,17 @@
 // (below) in a node at depth < D: a node at depth D is never needed.
 //
 // A node's references are stored densely after its header: child refs
-// first (in byte order), then entry refs (in index order); the slot of
-// position i is the rank (popcount of the set bits below i) of i in its
-// half. The header's meta word caches the child counts of the words before
-// each child word and the two ref counts, so a descent step is one bit
-// test, one popcount and one load of the ref.
+// first (in byte order), then entry refs (in index order). A node comes in
+// one of two kinds, by its size class. A dense node (9 refs or more) keeps
+// the 512-bit set itself; the slot of position i is the rank (popcount of
+// the set bits below i) of i in its half, and the meta word caches the
+// child counts of the words before each child word and the two ref counts,
+// so a descent step is one bit test, one popcount and one load of the ref.
+// A sparse node (up to 8 refs, the great majority in a trie of random
+// routes) lists its positions instead, one byte per ref in one word; a
+// descent step finds the child's byte in that word with one SWAR compare.
+// A 2-ref node takes 24 bytes instead of the 80 a bitset header would, so
+// a trie costs fewer bytes per route than the kernel's, even when small.
 //
 // A child ref is either a node or, tagged with its top bit, a leaf: the
 // entry itself, standing for a subtree that holds that one entry (the
@@ -75,12 +81,17 @@
 // free-list head per size class. The arena holds nodes and entries,
 // addressed by u32 refs in 8-byte units (0 is nil; the first 8 bytes of the
 // arena are never allocated; the top bit is the leaf tag), so the arena is
-// at most 16 GiB. A node is {prefix bits [4]u64, child bits [4]u64, meta
-// u64} followed by 2<<class u32 refs (classes 0..8: capacity 2..512); the
-// meta word is the class (byte 0), the running child counts before child
-// words 1..3 (bytes 1..3), the child ref count (bytes 4..5) and the entry
-// ref count (bytes 6..7). A node is reallocated to the next class when full
-// and to a smaller one when a quarter full. An entry is the key exactly as
+// at most 16 GiB. A node of class c (0..8) has room for 2<<c u32 refs
+// (2..512) and starts with its meta word: the class (byte 0), the child
+// ref count (bytes 4..5) and the entry ref count (bytes 6..7). A sparse
+// node (classes 0..2) is {meta, refs, position bytes} in 24, 32 or 48
+// bytes: byte k of the position word is ref k's position, the child byte
+// for the child refs and the local index for the entry refs after them,
+// each run ascending. A dense node (classes 3..8) is {meta, prefix bits
+// [4]u64, child bits [4]u64, refs}, its meta word also holding the running
+// child counts before child words 1..3 (bytes 1..3). A node is reallocated
+// to the next class when full (crossing from sparse to dense at 9 refs) and
+// to a smaller one when a quarter full. An entry is the key exactly as
 // last written (prefixlen and every data byte, so host bits round-trip)
 // padded to 8, then the value padded to 8. Freed blocks go on their class's
 // free list (linked through their first word); fresh ones come from the
@@ -183,11 +194,16 @@ const (
 	hdrFree  = 144 // u32 × numClasses free-list heads
 	hdrSize  = 192
 
-	// Node layout: prefix bits [4]u64, child bits [4]u64, meta u64, refs.
-	nodeChild      = 32
-	nodeMeta       = 64
-	nodeHdr        = 72
-	nodeClasses    = 9 // capacities 2<<0 .. 2<<8 = 2..512 refs
+	// Node layout: meta u64, then, in a dense node, prefix bits [4]u64,
+	// child bits [4]u64 and the refs; in a sparse node the refs and then
+	// one position byte per ref.
+	nodeMeta       = 0
+	nodeBits       = 8
+	nodeChild      = 40
+	nodeHdr        = 72 // a dense node's first ref
+	sparseHdr      = 8  // a sparse node's first ref
+	sparseClasses  = 3  // classes 0..2 (2, 4 and 8 refs) are sparse
+	nodeClasses    = 9  // capacities 2<<0 .. 2<<8 = 2..512 refs
 	entryClass     = nodeClasses
 	numClasses     = nodeClasses + 1
 	maxNodeSize    = nodeHdr + 4*512
@@ -411,8 +427,11 @@ func classFor(n uint32) uint32 {
 }
 
 func (m *Map) classSize(c uint32) uint64 {
-	if c == entryClass {
+	switch {
+	case c == entryClass:
 		return m.g.entrySize
+	case c < sparseClasses:
+		return (sparseHdr + 5*uint64(classCap(c)) + 7) &^ 7
 	}
 	return nodeHdr + 4*uint64(classCap(c))
 }
@@ -426,17 +445,22 @@ func (m *Map) off(ref uint32) uint64 { return m.base + 8*uint64(ref) }
 // 8<<31 bytes.
 func (m *Map) valid(ref uint32) bool { return ref != 0 && 8*uint64(ref) < m.g.arena }
 
-func (m *Map) word(n uint32, w uint64) uint64 { return *m.mem.Uint64(m.off(n) + 8*w) }
+// word is bit word w (0..7: prefix words, then child words) of dense node n.
+func (m *Map) word(n uint32, w uint64) uint64 { return *m.mem.Uint64(m.off(n) + nodeBits + 8*w) }
 func (m *Map) setWord(n uint32, w uint64, v uint64) {
-	*m.mem.Uint64(m.off(n) + 8*w) = v
+	*m.mem.Uint64(m.off(n) + nodeBits + 8*w) = v
 }
 
-// A node's meta word: byte 0 the class, bytes 1..3 the number of child
-// bits in child words 0..w-1 (w = 1..3), bytes 4..5 the number of child
-// refs, bytes 6..7 the number of entry refs. It lets a lookup find a
-// child's slot with one popcount, and writers find the counts without any.
+// A node's meta word: byte 0 the class, bytes 4..5 the number of child
+// refs, bytes 6..7 the number of entry refs; in a dense node, bytes 1..3
+// the number of child bits in child words 0..w-1 (w = 1..3). It lets a
+// lookup find a child's slot with one popcount, and writers find the
+// counts without any.
 func (m *Map) meta(n uint32) uint64  { return *m.mem.Uint64(m.off(n) + nodeMeta) }
 func (m *Map) class(n uint32) uint32 { return uint32(m.meta(n) & 0xff) }
+
+// isSparse reports whether meta word mt is a sparse node's.
+func isSparse(mt uint64) bool { return mt&0xff < sparseClasses }
 
 // counts returns node n's numbers of child refs and entry refs (each at
 // most 511 even in a torn read).
@@ -445,13 +469,13 @@ func (m *Map) counts(n uint32) (nc, np uint64) {
 	return mt >> 32 & 0x1ff, mt >> 48 & 0x1ff
 }
 
-// setMeta recomputes node n's meta word from its bitsets, with class c.
+// setMeta recomputes dense node n's meta word from its bitsets, with class c.
 func (m *Map) setMeta(n uint32, c uint32) {
 	o := m.off(n)
 	var np, cum int
 	mt := uint64(c)
 	for w := uint64(0); w < 4; w++ {
-		np += bits.OnesCount64(*m.mem.Uint64(o + 8*w))
+		np += bits.OnesCount64(*m.mem.Uint64(o + nodeBits + 8*w))
 		if w > 0 {
 			mt |= uint64(cum) << (8 * w)
 		}
@@ -461,21 +485,189 @@ func (m *Map) setMeta(n uint32, c uint32) {
 	*m.mem.Uint64(o + nodeMeta) = mt
 }
 
-// refAt is the k-th ref of node n (k < 512 always; masked so that a torn
-// read stays inside the node's slack).
-func (m *Map) refAt(n uint32, k uint64) *uint32 {
-	return m.mem.Uint32(m.off(n) + nodeHdr + 4*(k&511))
+// refOff is the region offset of the k-th ref of node n (k masked to the
+// kind's capacity, so that a torn read stays inside the node's slack).
+func (m *Map) refOff(n uint32, k uint64) uint64 {
+	if isSparse(m.meta(n)) {
+		return m.off(n) + sparseHdr + 4*(k&7)
+	}
+	return m.off(n) + nodeHdr + 4*(k&511)
+}
+
+// refAt is the k-th ref of node n.
+func (m *Map) refAt(n uint32, k uint64) *uint32 { return m.mem.Uint32(m.refOff(n, k)) }
+
+// ---- sparse nodes ----
+//
+// A sparse node of class c lists its positions in one byte each, after
+// its 2<<c refs: byte k is ref k's position, a child's byte for the first
+// nc refs (position 256+byte), a local index for the np entry refs after
+// them, each run ascending. The capacity is at most 8, so the position
+// bytes are one word: byte k is bits 8k..8k+7 of it.
+
+// sparsePosOff is the region offset of the position word of a sparse node
+// at region offset o with meta word mt: after its 2<<class refs.
+func sparsePosOff(o, mt uint64) uint64 { return o + sparseHdr + 8<<(mt&3) }
+
+// sparsePos is the position word of a sparse node at region offset o with
+// meta word mt.
+func (m *Map) sparsePos(o, mt uint64) uint64 { return *m.mem.Uint64(sparsePosOff(o, mt)) }
+
+// sparseCounts are a sparse meta word's counts, bounded by the capacity
+// (a torn read can give anything).
+func sparseCounts(mt uint64) (nc, total uint64) {
+	nc = min(mt>>32&0x1ff, 8)
+	return nc, min(nc+mt>>48&0x1ff, 8)
+}
+
+// sparseChild returns the slot of child byte b in a sparse node with
+// position word pw and meta word mt, and whether it is there: a SWAR
+// search of pw for byte b among the first nc bytes. The lowest byte
+// flagged by the zero-byte test is exact (borrows only run upwards from a
+// zero byte), and positions are distinct.
+func sparseChild(pw, mt uint64, b uint32) (uint64, bool) {
+	x := pw ^ uint64(b)*0x0101010101010101
+	z := (x - 0x0101010101010101) &^ x & 0x8080808080808080
+	k := uint64(bits.TrailingZeros64(z) >> 3)
+	return k, k < min(mt>>32&0x1ff, 8) // z == 0 gives k = 8
+}
+
+// sparseSlot returns the slot of position i in sparse node n (where it is,
+// or where it would be inserted) and whether i is set.
+func (m *Map) sparseSlot(n uint32, mt uint64, i uint32) (uint64, bool) {
+	nc, total := sparseCounts(mt)
+	pw := m.sparsePos(m.off(n), mt)
+	lo, hi := uint64(0), nc
+	v := i - 256
+	if i < 256 {
+		lo, hi, v = nc, total, i
+	}
+	for k := lo; k < hi; k++ {
+		if b := uint32(pw >> (8 * k) & 0xff); b >= v {
+			return k, b == v
+		}
+	}
+	return hi, false
+}
+
+// sparseAt is the position of slot k of a sparse node with nc child refs
+// and position word pw.
+func sparseAt(pw, nc, k uint64) uint32 {
+	b := uint32(pw >> (8 * k) & 0xff)
+	if k < nc {
+		return 256 + b
+	}
+	return b
+}
+
+// items is a node's contents in ref order (children by byte, then entry
+// positions by index), for the writers that move nodes between kinds.
+// Only nodes of at most 9 refs are ever decoded: a sparse node (at most
+// 8), or a dense one shrinking into a sparse block.
+type items struct {
+	pos [9]uint32
+	ref [9]uint32
+	n   int
+}
+
+// order is position i's place in ref order.
+func order(i uint32) uint32 {
+	if i >= 256 {
+		return i - 256
+	}
+	return 256 + i
+}
+
+// decode reads node n's positions and refs.
+func (m *Map) decode(n uint32) items {
+	var it items
+	mt := m.meta(n)
+	if isSparse(mt) {
+		nc, total := sparseCounts(mt)
+		pw := m.sparsePos(m.off(n), mt)
+		for k := uint64(0); k < total; k++ {
+			it.pos[k], it.ref[k] = sparseAt(pw, nc, k), *m.refAt(n, k)
+		}
+		it.n = int(total)
+		return it
+	}
+	for _, w := range [8]uint64{4, 5, 6, 7, 0, 1, 2, 3} {
+		for x := m.word(n, w); x != 0 && it.n < len(it.pos); x &= x - 1 {
+			it.pos[it.n] = uint32(w)<<6 | uint32(bits.TrailingZeros64(x))
+			it.ref[it.n] = *m.refAt(n, uint64(it.n))
+			it.n++
+		}
+	}
+	return it
+}
+
+// add inserts position pos → ref in ref order.
+func (it *items) add(pos, ref uint32) {
+	k := 0
+	for k < it.n && order(it.pos[k]) < order(pos) {
+		k++
+	}
+	copy(it.pos[k+1:it.n+1], it.pos[k:it.n])
+	copy(it.ref[k+1:it.n+1], it.ref[k:it.n])
+	it.pos[k], it.ref[k] = pos, ref
+	it.n++
+}
+
+// remove deletes position pos.
+func (it *items) remove(pos uint32) {
+	for k := 0; k < it.n; k++ {
+		if it.pos[k] == pos {
+			copy(it.pos[k:], it.pos[k+1:it.n])
+			copy(it.ref[k:], it.ref[k+1:it.n])
+			it.n--
+			return
+		}
+	}
+}
+
+// encode writes it into block n as a node of class c (of either kind).
+func (m *Map) encode(n uint32, c uint32, it *items) {
+	o := m.off(n)
+	var nc uint64
+	for k := 0; k < it.n; k++ {
+		if it.pos[k] >= 256 {
+			nc++
+		}
+	}
+	if c < sparseClasses {
+		var pw uint64
+		for k := 0; k < it.n; k++ {
+			*m.mem.Uint32(o + sparseHdr + 4*uint64(k)) = it.ref[k]
+			pw |= uint64(it.pos[k]&0xff) << (8 * k)
+		}
+		*m.mem.Uint64(sparsePosOff(o, uint64(c))) = pw
+		*m.mem.Uint64(o + nodeMeta) = uint64(c) | nc<<32 | (uint64(it.n)-nc)<<48
+		return
+	}
+	for w := uint64(0); w < 8; w++ {
+		m.setWord(n, w, 0)
+	}
+	for k := 0; k < it.n; k++ {
+		i := it.pos[k]
+		m.setWord(n, uint64(i>>6), m.word(n, uint64(i>>6))|1<<(i&63))
+		*m.mem.Uint32(o + nodeHdr + 4*uint64(k)) = it.ref[k]
+	}
+	m.setMeta(n, c)
 }
 
 // has reports whether position i (1..511) of node n is set.
 func (m *Map) has(n uint32, i uint32) bool {
+	if mt := m.meta(n); isSparse(mt) {
+		_, ok := m.sparseSlot(n, mt, i)
+		return ok
+	}
 	return m.word(n, uint64(i>>6))&(1<<(i&63)) != 0
 }
 
-// rank is the number of set positions below i in i's half of node n
+// rank is the number of set positions below i in i's half of dense node n
 // (prefix half for i < 256, child half otherwise).
 func (m *Map) rank(n uint32, i uint32) uint64 {
-	o := m.off(n)
+	o := m.off(n) + nodeBits
 	wi := uint64(i >> 6)
 	r := uint64(bits.OnesCount64(*m.mem.Uint64(o + 8*wi) & (1<<(i&63) - 1)))
 	if i >= 256 {
@@ -487,9 +679,14 @@ func (m *Map) rank(n uint32, i uint32) uint64 {
 	return r
 }
 
-// slotOf is the position of i's ref in node n's ref array: child refs
-// first (in byte order), then entry refs (in index order).
+// slotOf is the position of i's ref in node n's ref array (or where it
+// would go): child refs first (in byte order), then entry refs (in index
+// order).
 func (m *Map) slotOf(n uint32, i uint32) uint64 {
+	if mt := m.meta(n); isSparse(mt) {
+		s, _ := m.sparseSlot(n, mt, i)
+		return s
+	}
 	if i >= 256 {
 		return m.rank(n, i)
 	}
@@ -499,8 +696,18 @@ func (m *Map) slotOf(n uint32, i uint32) uint64 {
 
 // nonEmpty reports whether node n has any set position in i's subtree.
 func (m *Map) nonEmpty(n uint32, i uint32) bool {
-	o := m.off(n)
 	s := &sub[i]
+	if mt := m.meta(n); isSparse(mt) {
+		nc, total := sparseCounts(mt)
+		pw := m.sparsePos(m.off(n), mt)
+		for k := uint64(0); k < total; k++ {
+			if q := sparseAt(pw, nc, k); s[q>>6]&(1<<(q&63)) != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	o := m.off(n) + nodeBits
 	for w := uint64(0); w < 8; w++ {
 		if *m.mem.Uint64(o + 8*w)&s[w] != 0 {
 			return true
@@ -648,13 +855,23 @@ func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
 		}
 		o := m.base + 8*uint64(n)
 		b := uint32(data[d])
-		w := uint64(b >> 6)
-		cw := *mem.Uint64(o + nodeChild + 8*w)
-		if cw&(1<<(b&63)) == 0 {
-			break
+		mt := *mem.Uint64(o + nodeMeta)
+		var ro uint64 // the child's ref
+		if isSparse(mt) {
+			k, ok := sparseChild(*mem.Uint64(sparsePosOff(o, mt)), mt, b)
+			if !ok {
+				break
+			}
+			ro = o + sparseHdr + 4*k
+		} else {
+			w := uint64(b >> 6)
+			cw := *mem.Uint64(o + nodeChild + 8*w)
+			if cw&(1<<(b&63)) == 0 {
+				break
+			}
+			ro = o + nodeHdr + 4*((mt&^0xff)>>(8*w)&0xff+uint64(bits.OnesCount64(cw&(1<<(b&63)-1))))
 		}
-		r := (*mem.Uint64(o + nodeMeta)&^0xff)>>(8*w)&0xff + uint64(bits.OnesCount64(cw&(1<<(b&63)-1)))
-		c := *mem.Uint32(o + nodeHdr + 4*r)
+		c := *mem.Uint32(ro)
 		if c&leafBit != 0 {
 			e = c &^ leafBit
 			if !m.valid(e) {
@@ -669,16 +886,15 @@ func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
 	}
 	for d := int(depth); d >= 0; d-- {
 		n := stack[d]
-		if i := m.bestIn(n, data, p, uint32(d)); i != 0 {
-			e = *m.refAt(n, m.slotOf(n, i))
+		if e = m.bestIn(n, data, p, uint32(d)); e != 0 {
 			return e, m.valid(e)
 		}
 	}
 	return 0, true
 }
 
-// bestIn returns the index of the longest prefix in node n (at depth d)
-// that matches data limited to p bits, or 0.
+// bestIn returns the ref of the entry with the longest prefix in node n
+// (at depth d) that matches data limited to p bits, or 0.
 func (m *Map) bestIn(n uint32, data []byte, p, d uint32) uint32 {
 	o := m.off(n)
 	var idx uint32
@@ -688,9 +904,28 @@ func (m *Map) bestIn(n uint32, data []byte, p, d uint32) uint32 {
 		idx = localIndex(data[d:], rem)
 	}
 	a := &anc[idx]
+	mt := *m.mem.Uint64(o + nodeMeta)
+	if isSparse(mt) {
+		// Entry positions ascend, and a longer prefix has a larger index.
+		nc, total := sparseCounts(mt)
+		pw := m.sparsePos(o, mt)
+		for k := total; k > nc; k-- {
+			if q := uint32(pw >> (8 * (k - 1)) & 0xff); a[q>>6]&(1<<(q&63)) != 0 {
+				return *m.mem.Uint32(o + sparseHdr + 4*(k-1))
+			}
+		}
+		return 0
+	}
 	for w := 3; w >= 0; w-- {
-		if x := *m.mem.Uint64(o + 8*uint64(w)) & a[w]; x != 0 {
-			return uint32(w)<<6 | uint32(63-bits.LeadingZeros64(x))
+		if x := *m.mem.Uint64(o + nodeBits + 8*uint64(w)) & a[w]; x != 0 {
+			// The entry's slot: the child refs, the entries in the words
+			// below, then those below it in its word.
+			i := uint64(63 - bits.LeadingZeros64(x))
+			r := mt>>32&0x1ff + uint64(bits.OnesCount64(*m.mem.Uint64(o + nodeBits + 8*uint64(w))&(1<<i-1)))
+			for v := 0; v < w; v++ {
+				r += uint64(bits.OnesCount64(*m.mem.Uint64(o + nodeBits + 8*uint64(v))))
+			}
+			return *m.mem.Uint32(o + nodeHdr + 4*(r&511))
 		}
 	}
 	return 0
@@ -701,13 +936,13 @@ func (m *Map) bestIn(n uint32, data []byte, p, d uint32) uint32 {
 func (m *Map) findForward(key []byte, p uint32) (e uint32, ok bool) {
 	n := atomic.LoadUint32(m.mem.Uint32(m.rootOff))
 	data := key[4:]
-	var bestN, bestI uint32
+	var best uint32
 	for d := uint32(0); ; d++ {
 		if !m.valid(n) {
 			return 0, false
 		}
-		if i := m.bestIn(n, data, p, d); i != 0 {
-			bestN, bestI = n, i
+		if b := m.bestIn(n, data, p, d); b != 0 {
+			best = b
 		}
 		if p-8*d < 8 {
 			break
@@ -716,7 +951,7 @@ func (m *Map) findForward(key []byte, p uint32) (e uint32, ok bool) {
 		if !m.has(n, ci) {
 			break
 		}
-		c := *m.refAt(n, m.rank(n, ci))
+		c := *m.refAt(n, m.slotOf(n, ci))
 		if c&leafBit != 0 {
 			e = c &^ leafBit
 			if !m.valid(e) {
@@ -729,11 +964,10 @@ func (m *Map) findForward(key []byte, p uint32) (e uint32, ok bool) {
 		}
 		n = c
 	}
-	if bestN == 0 {
+	if best == 0 {
 		return 0, true
 	}
-	e = *m.refAt(bestN, m.slotOf(bestN, bestI))
-	return e, m.valid(e)
+	return best, m.valid(best)
 }
 
 // exact looks for the stored prefix (key's data, p) along its path,
@@ -760,7 +994,7 @@ func (m *Map) exact(key []byte, p uint32, stack []uint32) (k, pos uint32, found,
 		if !m.has(n, pos) {
 			return 0, 0, false, true
 		}
-		c := *m.refAt(n, m.rank(n, pos))
+		c := *m.refAt(n, m.slotOf(n, pos))
 		if c&leafBit != 0 {
 			e := c &^ leafBit
 			if !m.valid(e) {
@@ -780,7 +1014,7 @@ func (m *Map) first(n uint32, i uint32, d uint64) (e uint32, ok bool) {
 			if d >= m.g.dataSize {
 				return 0, false
 			}
-			c := *m.refAt(n, m.rank(n, i))
+			c := *m.refAt(n, m.slotOf(n, i))
 			if c&leafBit != 0 {
 				e = c &^ leafBit
 				return e, m.valid(e)
@@ -1007,7 +1241,7 @@ func (m *Map) locate(path []pathElem, data []byte, p uint32) (k int, pos, old ui
 		if !m.has(n, pos) {
 			return k, pos, 0, 0
 		}
-		slot = m.off(n) + nodeHdr + 4*m.rank(n, pos)
+		slot = m.refOff(n, m.slotOf(n, pos))
 		c := *m.mem.Uint32(slot)
 		if c&leafBit != 0 {
 			e := c &^ leafBit
@@ -1163,26 +1397,20 @@ func (m *Map) fill(e uint32, key, value []byte) {
 	copy(m.mem.Bytes(o+m.g.valOff, m.valSize), value)
 }
 
-// initNode makes block c a class-0 node holding only position pos → ref.
+// initNode makes block c a class-0 (sparse) node holding only position
+// pos → ref.
 func (m *Map) initNode(c uint32, pos uint32, ref uint32) {
-	for w := uint64(0); w < 8; w++ {
-		m.setWord(c, w, 0)
-	}
-	m.setWord(c, uint64(pos>>6), 1<<(pos&63))
-	m.setMeta(c, 0)
-	*m.refAt(c, 0) = ref
+	it := items{n: 1}
+	it.pos[0], it.ref[0] = pos, ref
+	m.encode(c, 0, &it)
 }
 
-// put sets position pos → ref in node n, which has room for one more ref.
+// put sets position pos → ref in node n, which is unreachable and has room
+// for one more ref.
 func (m *Map) put(n uint32, pos uint32, ref uint32) {
-	nc, np := m.counts(n)
-	total := nc + np
-	s := m.slotOf(n, pos)
-	o := m.off(n) + nodeHdr
-	copy(m.mem.Bytes(o+4*(s+1), 4*(total-s)), m.mem.Bytes(o+4*s, 4*(total-s)))
-	*m.mem.Uint32(o + 4*s) = ref
-	m.setWord(n, uint64(pos>>6), m.word(n, uint64(pos>>6))|1<<(pos&63))
-	m.setMeta(n, m.class(n))
+	it := m.decode(n)
+	it.add(pos, ref)
+	m.encode(n, m.class(n), &it)
 }
 
 // insert sets position pos → ref in path node j by copying the node with
@@ -1190,16 +1418,22 @@ func (m *Map) put(n uint32, pos uint32, ref uint32) {
 // in the node's slot.
 func (m *Map) insert(path []pathElem, j int, pos uint32, ref uint32, grown, growClass uint32) {
 	n, slot := path[j].ref, path[j].slot
-	nc, np := m.counts(n)
-	total := nc + np
-	s := m.slotOf(n, pos)
-	src, dst := m.off(n), m.off(grown)
-	copy(m.mem.Bytes(dst, 64), m.mem.Bytes(src, 64))
-	copy(m.mem.Bytes(dst+nodeHdr, 4*s), m.mem.Bytes(src+nodeHdr, 4*s))
-	*m.mem.Uint32(dst + nodeHdr + 4*s) = ref
-	copy(m.mem.Bytes(dst+nodeHdr+4*(s+1), 4*(total-s)), m.mem.Bytes(src+nodeHdr+4*s, 4*(total-s)))
-	m.setWord(grown, uint64(pos>>6), m.word(grown, uint64(pos>>6))|1<<(pos&63))
-	m.setMeta(grown, growClass)
+	if isSparse(m.meta(n)) {
+		it := m.decode(n)
+		it.add(pos, ref)
+		m.encode(grown, growClass, &it)
+	} else {
+		nc, np := m.counts(n)
+		total := nc + np
+		s := m.slotOf(n, pos)
+		src, dst := m.off(n), m.off(grown)
+		copy(m.mem.Bytes(dst, nodeHdr), m.mem.Bytes(src, nodeHdr))
+		copy(m.mem.Bytes(dst+nodeHdr, 4*s), m.mem.Bytes(src+nodeHdr, 4*s))
+		*m.mem.Uint32(dst + nodeHdr + 4*s) = ref
+		copy(m.mem.Bytes(dst+nodeHdr+4*(s+1), 4*(total-s)), m.mem.Bytes(src+nodeHdr+4*s, 4*(total-s)))
+		m.setWord(grown, uint64(pos>>6), m.word(grown, uint64(pos>>6))|1<<(pos&63))
+		m.setMeta(grown, growClass)
+	}
 	region.StoreRelease32(m.mem.Uint32(slot), grown)
 	crashPoint()
 	path[j].ref = grown
@@ -1232,9 +1466,15 @@ func (m *Map) without(n uint32, pos uint32) uint32 {
 			dst = m.alloc(dc)
 		}
 	}
+	if c < sparseClasses || dc < sparseClasses {
+		it := m.decode(n)
+		it.remove(pos)
+		m.encode(dst, dc, &it)
+		return dst
+	}
 	s := m.slotOf(n, pos)
 	src, do := m.off(n), m.off(dst)
-	copy(m.mem.Bytes(do, 64), m.mem.Bytes(src, 64))
+	copy(m.mem.Bytes(do, nodeHdr), m.mem.Bytes(src, nodeHdr))
 	m.setWord(dst, uint64(pos>>6), m.word(dst, uint64(pos>>6))&^(1<<(pos&63)))
 	copy(m.mem.Bytes(do+nodeHdr, 4*s), m.mem.Bytes(src+nodeHdr, 4*s))
 	copy(m.mem.Bytes(do+nodeHdr+4*s, 4*(total-s-1)), m.mem.Bytes(src+nodeHdr+4*(s+1), 4*(total-s-1)))
@@ -1246,6 +1486,12 @@ func (m *Map) without(n uint32, pos uint32) uint32 {
 // ref) in place: a delete's fallback when the arena has no block for a copy
 // (not crash-atomic; see Crash safety).
 func (m *Map) removeInPlace(n uint32, pos uint32) {
+	if c := m.class(n); c < sparseClasses {
+		it := m.decode(n)
+		it.remove(pos)
+		m.encode(n, c, &it)
+		return
+	}
 	nc, np := m.counts(n)
 	total := nc + np
 	s := m.slotOf(n, pos)
@@ -1263,18 +1509,9 @@ func (m *Map) lone(n uint32, pos uint32) (leaf uint32, ok bool) {
 	if nc+np != 2 {
 		return 0, false
 	}
-	r := *m.refAt(n, 1-m.slotOf(n, pos))
-	var rest uint32 // the other position
-	for w := uint32(0); w < 8; w++ {
-		x := m.word(n, uint64(w))
-		if w == pos>>6 {
-			x &^= 1 << (pos & 63)
-		}
-		if x != 0 {
-			rest = w<<6 | uint32(bits.TrailingZeros64(x))
-			break
-		}
-	}
+	it := m.decode(n)
+	it.remove(pos)
+	rest, r := it.pos[0], it.ref[0] // the other position and its ref
 	if rest < 256 {
 		return r | leafBit, true
 	}

@@ -96,16 +96,16 @@ func (m *Map) rebuildFree(used []block) {
 	}
 }
 
-// frob is an upper bound of the Frobenius number of the two smallest node
-// classes (10 and 11 units): every length of at least frob units is a sum
-// of 10s and 11s.
-const frob = 90
+// frob exceeds the Frobenius number of the two smallest node classes (3
+// and 4 units, whose Frobenius number is 5): every length of at least frob
+// units is a sum of 3s and 4s.
+const frob = 6
 
 // tile cuts the free space of units 8-byte units at ref into blocks of the
 // class sizes and puts them on their free lists. The space is a run of
 // blocks the allocator once cut (every block of a class has the class's
 // size), so an exact cut exists: large runs are cut greedily while what is
-// left stays at least frob (always cuttable), and the rest (under frob+10
+// left stays at least frob (always cuttable), and the rest (under frob+3
 // units) exactly by a small dynamic program over all class sizes.
 func (m *Map) tile(ref, units uint32) {
 	var size [numClasses]uint32

@@ -20,7 +20,7 @@ import (
 // the header or of a family's body layout.
 const (
 	Magic         = "BPFMAP\x00\x01"
-	LayoutVersion = 4
+	LayoutVersion = 5
 	// HeaderSize is the space reserved for Header at the start of a region;
 	// family bodies start at or after it.
 	HeaderSize = 256
