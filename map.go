@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/array"
 	"github.com/bpfmap/bpfmap/internal/command"
+	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/marshal"
 	"github.com/bpfmap/bpfmap/internal/namespace"
 	"github.com/bpfmap/bpfmap/internal/uapi"
@@ -83,6 +84,9 @@ type Map struct {
 	// words is the ARRAY family's map when values are one 8-byte word: the
 	// u32-index → u64 lookup then reads the element inline.
 	words *array.Map
+	// ops is the map's operations, called directly by the hot paths once
+	// the handle's own checks are known to pass (command.Handle.Ops).
+	ops mapops.Ops
 	// pinnedPath is where this handle pinned the map or loaded it from.
 	pinnedPath string
 }
@@ -159,7 +163,7 @@ func newMap(h *command.Handle) *Map {
 		maxEntries: info.MaxEntries, flags: info.MapFlags, fullValue: int(h.SysValueSize()),
 		ncpu: info.PossibleCPUs, perCPU: h.PerCPU(),
 		name: strings.TrimRight(string(info.Name[:]), "\x00"), id: info.ID,
-		words: h.WordArray(),
+		words: h.WordArray(), ops: h.Ops(),
 	}
 	return m
 }
@@ -261,6 +265,17 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 		k, ok = fastBytesKey(key, m.keySize)
 	}
 	v, ok2 := fastValue(valueOut, m.fullValue)
+	if ok && ok2 && flags == 0 && m.keySize != 0 && !m.perCPU && m.h.Readable() {
+		// Every generic check of BPF_MAP_LOOKUP_ELEM passes (a readable
+		// handle, no flags, key and value of the map's sizes): the
+		// family's lookup is the command.
+		err := m.ops.Lookup(k, v)
+		runtime.KeepAlive(m)
+		if err != nil {
+			return wrap(opLookup, err)
+		}
+		return nil
+	}
 	switch {
 	case ok && ok2:
 	case key == nil && m.keySize == 0:
@@ -397,6 +412,18 @@ func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 		k, ok = fastBytesKey(key, m.keySize)
 	}
 	v, ok2 := fastValue(value, m.fullValue)
+	if ok && ok2 && flags <= ebpf.UpdateExist && !m.perCPU && m.h.Writable() {
+		// Every generic check of BPF_MAP_UPDATE_ELEM passes (a writable
+		// handle on a map that is not frozen and takes plain keys and the
+		// standard flags, key and value of the map's sizes): the family's
+		// update is the command.
+		err := m.ops.Update(k, v, uint64(flags))
+		runtime.KeepAlive(m)
+		if err != nil {
+			return wrap(opUpdate, err)
+		}
+		return nil
+	}
 	if !ok || !ok2 {
 		if inner, isMap := value.(*Map); isMap {
 			return m.updateInner(key, inner, flags)

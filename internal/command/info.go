@@ -127,6 +127,23 @@ func (h *Handle) KeepAlive() any { return h.m.r }
 // inlined accessor on their hot path.
 func (h *Handle) Readable() bool { return h.fast.Load()&fastRead != 0 }
 
+// Writable reports whether an update with flags of at most BPF_EXIST, a
+// key of the map's key size and a value of its value size passes every
+// generic check of BPF_MAP_UPDATE_ELEM: the handle is open and writable,
+// the map is not frozen, and its type takes plain keys and the standard
+// update flags.
+func (h *Handle) Writable() bool {
+	return h.fast.Load()&fastWrite != 0 && atomic.LoadUint32(h.frozen) == 0
+}
+
+// Ops returns the map's operations, for a caller that makes a command only
+// when every generic check of it is known to pass: after Readable, a lookup
+// with no flags; after Writable, an update with flags of at most BPF_EXIST;
+// either with a key of the map's key size and a value of its value size.
+// Calling ops.Lookup or ops.Update is then exactly what Lookup or Update
+// does.
+func (h *Handle) Ops() mapops.Ops { return h.ops }
+
 // WordArray returns the array family's map when the handle's map is an
 // ARRAY whose values are one 8-byte word, so that the public API can read
 // an element with the family's inlined Word accessor after Readable; nil

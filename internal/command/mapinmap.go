@@ -107,9 +107,11 @@ func fits(t *region.InnerMeta, c *Map) bool {
 	if t.MapType != cm.MapType || t.KeySize != cm.KeySize || t.ValueSize != cm.ValueSize || t.MapFlags != cm.MapFlags {
 		return false
 	}
-	// Only ARRAY's ops compare max_entries (array_map_meta_equal); the
-	// live kernel lets a PERCPU_ARRAY inner map's max_entries differ.
-	arr := uapi.MapType(t.MapType) == uapi.MapTypeArray
+	// The array types' ops compare max_entries too (array_map_meta_equal),
+	// unless the template has BPF_F_INNER_MAP (which only ARRAY takes).
+	// Linux 6.18.44 refuses a PERCPU_ARRAY of another size (EINVAL, live);
+	// earlier 6.18 kernels let its max_entries differ.
+	arr := uapi.MapType(t.MapType) == uapi.MapTypeArray || uapi.MapType(t.MapType) == uapi.MapTypePercpuArray
 	return !arr || t.MapFlags&uapi.FInnerMap != 0 || t.MaxEntries == cm.MaxEntries
 }
 

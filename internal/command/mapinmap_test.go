@@ -737,9 +737,10 @@ func TestMapInMapUnpinnedByHand(t *testing.T) {
 	}
 }
 
-// TestMapInMapPercpuArrayMaxEntries: only ARRAY inner maps must match the
-// template's max_entries; PERCPU_ARRAY ones need not (as on the live
-// kernel, internal/difftest TestMapInMapUpdateCompat).
+// TestMapInMapPercpuArrayMaxEntries: ARRAY and PERCPU_ARRAY inner maps
+// must match the template's max_entries, unless an ARRAY template has
+// BPF_F_INNER_MAP (as on the live 6.18.44 kernel, internal/difftest
+// TestMapInMapUpdateCompat).
 func TestMapInMapPercpuArrayMaxEntries(t *testing.T) {
 	ns := testNS(t)
 	pa := func(max uint32) CreateAttr {
@@ -747,8 +748,11 @@ func TestMapInMapPercpuArrayMaxEntries(t *testing.T) {
 	}
 	tmpl := mustCreate(t, ns, pa(4))
 	outer := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, tmpl))
-	if err := outer.UpdateMap(le32(0), mustCreate(t, ns, pa(8)), 0); err != nil {
+	if err := outer.UpdateMap(le32(0), mustCreate(t, ns, pa(8)), 0); err != uapi.EINVAL {
 		t.Fatalf("percpu array with other max_entries: %v", err)
+	}
+	if err := outer.UpdateMap(le32(0), mustCreate(t, ns, pa(4)), 0); err != nil {
+		t.Fatalf("percpu array with the same max_entries: %v", err)
 	}
 	atmpl := mustCreate(t, ns, arrayAttr(4, 0))
 	aouter := mustCreate(t, ns, outerAttr(uapi.MapTypeArrayOfMaps, 2, atmpl))

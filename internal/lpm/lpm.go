@@ -408,6 +408,9 @@ func init() {
 
 // localIndex is the in-node index of prefixlen p's last partial byte: for
 // l = p%8, (1<<l) | top l bits of data[p/8]. data[p/8] is read only if l > 0.
+// ne reads the region's words in the machine's own byte order.
+var ne = binary.NativeEndian
+
 func localIndex(data []byte, p uint32) uint32 {
 	l := p & 7
 	if l == 0 {
@@ -834,8 +837,7 @@ func (m *Map) free(c uint32, ref uint32) {
 // the nodes' prefixes from the deepest up, stopping at the first (longest)
 // match.
 func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
-	mem := m.mem
-	n := atomic.LoadUint32(mem.Uint32(m.rootOff))
+	n := atomic.LoadUint32(m.mem.Uint32(m.rootOff))
 	if n == 0 {
 		return 0, true
 	}
@@ -853,25 +855,25 @@ func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
 		if p-8*d < 8 {
 			break
 		}
-		o := m.base + 8*uint64(n)
+		nd := m.view(n)
 		b := uint32(data[d])
-		mt := *mem.Uint64(o + nodeMeta)
-		var ro uint64 // the child's ref
+		mt := ne.Uint64(nd[nodeMeta:])
+		var c uint32 // the child's ref
 		if isSparse(mt) {
-			k, ok := sparseChild(*mem.Uint64(sparsePosOff(o, mt)), mt, b)
+			k, ok := sparseChild(ne.Uint64(nd[sparseHdr+8<<(mt&3):]), mt, b)
 			if !ok {
 				break
 			}
-			ro = o + sparseHdr + 4*k
+			c = ne.Uint32(nd[sparseHdr+4*(k&7):])
 		} else {
-			w := uint64(b >> 6)
-			cw := *mem.Uint64(o + nodeChild + 8*w)
+			w := b >> 6
+			cw := ne.Uint64(nd[nodeChild+8*w:])
 			if cw&(1<<(b&63)) == 0 {
 				break
 			}
-			ro = o + nodeHdr + 4*((mt&^0xff)>>(8*w)&0xff+uint64(bits.OnesCount64(cw&(1<<(b&63)-1))))
+			r := (mt&^0xff)>>(8*w)&0xff + uint64(bits.OnesCount64(cw&(1<<(b&63)-1)))
+			c = ne.Uint32(nd[nodeHdr+4*(r&511):])
 		}
-		c := *mem.Uint32(ro)
 		if c&leafBit != 0 {
 			e = c &^ leafBit
 			if !m.valid(e) {
@@ -885,47 +887,56 @@ func (m *Map) find(key []byte, p uint32) (e uint32, ok bool) {
 		n = c
 	}
 	for d := int(depth); d >= 0; d-- {
-		n := stack[d]
-		if e = m.bestIn(n, data, p, uint32(d)); e != 0 {
+		if e = m.bestIn(stack[d], data, p, uint32(d)); e != 0 {
 			return e, m.valid(e)
 		}
 	}
 	return 0, true
 }
 
+// view is the bytes of node n and of what follows it up to the largest
+// node's size (the arena's slack keeps them inside the region): one bounds
+// check for all of a reader's accesses to the node, each at an offset
+// masked into the node's kind.
+func (m *Map) view(n uint32) *[maxNodeSize]byte {
+	o := m.base + 8*uint64(n)
+	return (*[maxNodeSize]byte)(m.mem[o : o+maxNodeSize])
+}
+
 // bestIn returns the ref of the entry with the longest prefix in node n
 // (at depth d) that matches data limited to p bits, or 0.
 func (m *Map) bestIn(n uint32, data []byte, p, d uint32) uint32 {
-	o := m.off(n)
 	var idx uint32
 	if rem := p - 8*d; rem >= 8 {
 		idx = 128 | uint32(data[d])>>1
 	} else {
 		idx = localIndex(data[d:], rem)
 	}
-	a := &anc[idx]
-	mt := *m.mem.Uint64(o + nodeMeta)
+	a := &anc[idx&255]
+	nd := m.view(n)
+	mt := ne.Uint64(nd[nodeMeta:])
 	if isSparse(mt) {
 		// Entry positions ascend, and a longer prefix has a larger index.
 		nc, total := sparseCounts(mt)
-		pw := m.sparsePos(o, mt)
+		pw := ne.Uint64(nd[sparseHdr+8<<(mt&3):])
 		for k := total; k > nc; k-- {
 			if q := uint32(pw >> (8 * (k - 1)) & 0xff); a[q>>6]&(1<<(q&63)) != 0 {
-				return *m.mem.Uint32(o + sparseHdr + 4*(k-1))
+				return ne.Uint32(nd[sparseHdr+4*((k-1)&7):])
 			}
 		}
 		return 0
 	}
+	pb := [4]uint64{ne.Uint64(nd[nodeBits:]), ne.Uint64(nd[nodeBits+8:]), ne.Uint64(nd[nodeBits+16:]), ne.Uint64(nd[nodeBits+24:])}
 	for w := 3; w >= 0; w-- {
-		if x := *m.mem.Uint64(o + nodeBits + 8*uint64(w)) & a[w]; x != 0 {
+		if x := pb[w] & a[w]; x != 0 {
 			// The entry's slot: the child refs, the entries in the words
 			// below, then those below it in its word.
 			i := uint64(63 - bits.LeadingZeros64(x))
-			r := mt>>32&0x1ff + uint64(bits.OnesCount64(*m.mem.Uint64(o + nodeBits + 8*uint64(w))&(1<<i-1)))
+			r := mt>>32&0x1ff + uint64(bits.OnesCount64(pb[w]&(1<<i-1)))
 			for v := 0; v < w; v++ {
-				r += uint64(bits.OnesCount64(*m.mem.Uint64(o + nodeBits + 8*uint64(v))))
+				r += uint64(bits.OnesCount64(pb[v]))
 			}
-			return *m.mem.Uint32(o + nodeHdr + 4*(r&511))
+			return ne.Uint32(nd[nodeHdr+4*(r&511):])
 		}
 	}
 	return 0
