@@ -87,6 +87,10 @@ type Map struct {
 	// ops is the map's operations, called directly by the hot paths once
 	// the handle's own checks are known to pass (command.Handle.Ops).
 	ops mapops.Ops
+	// direct8 is set when the hot paths may call ops with a key given as
+	// *uint32 or []byte and a value given as *uint64: the map has keys, its
+	// values are one 8-byte word, and they are not per CPU.
+	direct8 bool
 	// pinnedPath is where this handle pinned the map or loaded it from.
 	pinnedPath string
 }
@@ -165,6 +169,7 @@ func newMap(h *command.Handle) *Map {
 		name: strings.TrimRight(string(info.Name[:]), "\x00"), id: info.ID,
 		words: h.WordArray(), ops: h.Ops(),
 	}
+	m.direct8 = m.keySize != 0 && m.fullValue == 8 && !m.perCPU
 	return m
 }
 
@@ -246,36 +251,49 @@ func (m *Map) Lookup(key, valueOut any) error {
 // LookupWithFlags is Lookup with BPF_F_LOCK-style lookup flags. bpfmap has
 // no values with spin locks, so any flag is EINVAL, as in the kernel.
 func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) error {
-	if m.words != nil && flags == 0 {
-		// An array of u64 indexed by a *uint32 into a *uint64: the
-		// command layer's checks (Readable) and the family's read (Word),
-		// both inlined. An index past the end takes the general path.
-		if kp, ok := key.(*uint32); ok && kp != nil {
-			if vp, ok := valueOut.(*uint64); ok && vp != nil && m.h.Readable() {
+	if vp, ok := valueOut.(*uint64); ok && vp != nil && m.direct8 && flags == 0 && m.h.Readable() {
+		// A one-word value and a key of the map's size: every generic
+		// check of BPF_MAP_LOOKUP_ELEM passes (a readable handle, no
+		// flags, key and value of the map's sizes), so the family's
+		// lookup is the command.
+		var k []byte
+		switch kp := key.(type) {
+		case *uint32:
+			if kp == nil || m.keySize != 4 {
+				goto general
+			}
+			if m.words != nil {
+				// An array of u64: the family's read (Word), inlined.
+				// An index past the end takes the general path.
 				if v, ok := m.words.Word(*kp); ok {
 					*vp = v
 					runtime.KeepAlive(m)
 					return nil
 				}
+				goto general
 			}
+			k = marshal.Uint32Bytes(kp)
+		case []byte:
+			if kp == nil || uint32(len(kp)) != m.keySize {
+				goto general
+			}
+			k = marshal.HideBytes(kp)
+		default:
+			goto general
 		}
-	}
-	k, ok := fastKey(key, m.keySize)
-	if !ok {
-		k, ok = fastBytesKey(key, m.keySize)
-	}
-	v, ok2 := fastValue(valueOut, m.fullValue)
-	if ok && ok2 && flags == 0 && m.keySize != 0 && !m.perCPU && m.h.Readable() {
-		// Every generic check of BPF_MAP_LOOKUP_ELEM passes (a readable
-		// handle, no flags, key and value of the map's sizes): the
-		// family's lookup is the command.
-		err := m.ops.Lookup(k, v)
+		err := m.ops.Lookup(k, marshal.Uint64Bytes(vp))
 		runtime.KeepAlive(m)
 		if err != nil {
 			return wrap(opLookup, err)
 		}
 		return nil
 	}
+general:
+	k, ok := fastKey(key, m.keySize)
+	if !ok {
+		k, ok = fastBytesKey(key, m.keySize)
+	}
+	v, ok2 := fastValue(valueOut, m.fullValue)
 	switch {
 	case ok && ok2:
 	case key == nil && m.keySize == 0:
@@ -407,23 +425,40 @@ func (m *Map) Put(key, value any) error {
 // (ebpf.UpdateAny, UpdateNoExist, UpdateExist). For per-CPU maps value is a
 // slice with one element per possible CPU.
 func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
-	k, ok := fastKey(key, m.keySize)
-	if !ok {
-		k, ok = fastBytesKey(key, m.keySize)
-	}
-	v, ok2 := fastValue(value, m.fullValue)
-	if ok && ok2 && flags <= ebpf.UpdateExist && !m.perCPU && m.h.Writable() {
-		// Every generic check of BPF_MAP_UPDATE_ELEM passes (a writable
-		// handle on a map that is not frozen and takes plain keys and the
-		// standard flags, key and value of the map's sizes): the family's
-		// update is the command.
-		err := m.ops.Update(k, v, uint64(flags))
+	if vp, ok := value.(*uint64); ok && vp != nil && m.direct8 && flags <= ebpf.UpdateExist && m.h.Writable() {
+		// A one-word value and a key of the map's size: every generic
+		// check of BPF_MAP_UPDATE_ELEM passes (a writable handle on a map
+		// that is not frozen and takes plain keys and the standard flags,
+		// key and value of the map's sizes), so the family's update is
+		// the command.
+		var k []byte
+		switch kp := key.(type) {
+		case *uint32:
+			if kp == nil || m.keySize != 4 {
+				goto general
+			}
+			k = marshal.Uint32Bytes(kp)
+		case []byte:
+			if kp == nil || uint32(len(kp)) != m.keySize {
+				goto general
+			}
+			k = marshal.HideBytes(kp)
+		default:
+			goto general
+		}
+		err := m.ops.Update(k, marshal.Uint64Bytes(vp), uint64(flags))
 		runtime.KeepAlive(m)
 		if err != nil {
 			return wrap(opUpdate, err)
 		}
 		return nil
 	}
+general:
+	k, ok := fastKey(key, m.keySize)
+	if !ok {
+		k, ok = fastBytesKey(key, m.keySize)
+	}
+	v, ok2 := fastValue(value, m.fullValue)
 	if !ok || !ok2 {
 		if inner, isMap := value.(*Map); isMap {
 			return m.updateInner(key, inner, flags)
