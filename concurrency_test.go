@@ -245,3 +245,56 @@ func TestConcurrentReadersAlwaysFindStableKeys(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestConcurrentWordLookups: readers using the one-word fast shapes (*uint32
+// keys, *uint64 values) of HASH and LRU_HASH maps always find the stable
+// keys, each with one of its own values, while writers replace them (an
+// LRU_HASH replacing a key in its home slot stores the value in place) and
+// churn other keys through the same buckets.
+func TestConcurrentWordLookups(t *testing.T) {
+	for _, typ := range []ebpf.MapType{ebpf.Hash, ebpf.LRUHash} {
+		t.Run(typ.String(), func(t *testing.T) {
+			const stable, churn = 32, 32
+			m := newMap(t, &ebpf.MapSpec{Type: typ, KeySize: 4, ValueSize: 8, MaxEntries: 1024})
+			for k := range uint32(stable) {
+				wantErr(t, "put", m.Put(k, uint64(k)))
+			}
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for w := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := uint64(1); !stop.Load(); i++ {
+						k := uint32(i*7+uint64(w)) % stable
+						v := uint64(k) + i<<16
+						if err := m.Update(&k, &v, ebpf.UpdateExist); err != nil {
+							t.Error(err)
+							return
+						}
+						c := stable + uint32(i)%churn
+						_ = m.Delete(c)
+						cv := uint64(c)
+						_ = m.Update(&c, &cv, ebpf.UpdateAny)
+					}
+				}()
+			}
+			var v uint64
+			for i := 0; i < 300000; i++ {
+				k := uint32(i) % stable
+				if err := m.Lookup(&k, &v); err != nil {
+					stop.Store(true)
+					wg.Wait()
+					t.Fatalf("stable key %d not found: %v", k, err)
+				}
+				if uint32(v&0xffff) != k {
+					stop.Store(true)
+					wg.Wait()
+					t.Fatalf("key %d has another key's value %#x", k, v)
+				}
+			}
+			stop.Store(true)
+			wg.Wait()
+		})
+	}
+}

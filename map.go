@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpfmap/bpfmap/internal/array"
 	"github.com/bpfmap/bpfmap/internal/command"
+	"github.com/bpfmap/bpfmap/internal/hash"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/marshal"
 	"github.com/bpfmap/bpfmap/internal/namespace"
@@ -84,6 +85,9 @@ type Map struct {
 	// words is the ARRAY family's map when values are one 8-byte word: the
 	// u32-index → u64 lookup then reads the element inline.
 	words *array.Map
+	// hashWords is the hash family's map for a HASH or LRU_HASH of u32 keys
+	// and u64 values, read with its LookupWord.
+	hashWords *hash.Map
 	// ops is the map's operations, called directly by the hot paths once
 	// the handle's own checks are known to pass (command.Handle.Ops).
 	ops mapops.Ops
@@ -167,7 +171,7 @@ func newMap(h *command.Handle) *Map {
 		maxEntries: info.MaxEntries, flags: info.MapFlags, fullValue: int(h.SysValueSize()),
 		ncpu: info.PossibleCPUs, perCPU: h.PerCPU(),
 		name: strings.TrimRight(string(info.Name[:]), "\x00"), id: info.ID,
-		words: h.WordArray(), ops: h.Ops(),
+		words: h.WordArray(), hashWords: h.WordHash(), ops: h.Ops(),
 	}
 	m.direct8 = m.keySize != 0 && m.fullValue == 8 && !m.perCPU
 	return m
@@ -271,6 +275,16 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 					return nil
 				}
 				goto general
+			}
+			if m.hashWords != nil {
+				// A hash of u32 to u64: the family's LookupWord.
+				v, err := m.hashWords.LookupWord(*kp)
+				runtime.KeepAlive(m)
+				if err != nil {
+					return wrap(opLookup, err)
+				}
+				*vp = v
+				return nil
 			}
 			k = marshal.Uint32Bytes(kp)
 		case []byte:

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bpfmap/bpfmap/internal/array"
+	"github.com/bpfmap/bpfmap/internal/hash"
 	"github.com/bpfmap/bpfmap/internal/mapops"
 	"github.com/bpfmap/bpfmap/internal/uapi"
 )
@@ -143,6 +144,19 @@ func (h *Handle) Writable() bool {
 // Calling ops.Lookup or ops.Update is then exactly what Lookup or Update
 // does.
 func (h *Handle) Ops() mapops.Ops { return h.ops }
+
+// WordHash returns the hash family's map when the handle's map is a HASH or
+// LRU_HASH with 4-byte keys and one 8-byte word values, so that the public
+// API can look a key up with the family's LookupWord after Readable; nil
+// otherwise.
+func (h *Handle) WordHash() *hash.Map {
+	t := h.m.typ
+	if hm, ok := h.m.ops.(*hash.Map); ok && (t == uapi.MapTypeHash || t == uapi.MapTypeLRUHash) &&
+		h.m.keySize == 4 && h.m.valSize == 8 {
+		return hm
+	}
+	return nil
+}
 
 // WordArray returns the array family's map when the handle's map is an
 // ARRAY whose values are one 8-byte word, so that the public API can read

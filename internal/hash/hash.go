@@ -594,65 +594,86 @@ func (m *Map) findWord(b, hv, k uint32) (ref uint32, slot uint64) {
 
 func (m *Map) nulls(b uint32) uint32 { return nullsBit | b }
 
+// The words of a slot of a map with 4-byte keys and one-word values, 32
+// bytes in all: the bucket's lock and head words, then its home element
+// {seq, next, hash, key, value} (elemHdr 12, keyOff 12, valOff 16).
+const (
+	s4Lock = 0
+	s4Head = 1
+	s4Seq  = 2
+	s4Next = 3
+	s4Hash = 4
+	s4Key  = 5
+	s4Val  = 6 // and 7
+)
+
+// LookupWord is Lookup for a map with 4-byte keys and one-word values (the
+// most common shape), read's protocol specialised and without a call: key
+// k, the value returned. Its slots are 32 bytes with the words at fixed
+// places (s4Lock...), each slot reached with one bounds check. Other maps
+// must not call it.
+func (m *Map) LookupWord(k uint32) (uint64, error) {
+	hv := jhash.Word(k, m.seed)
+	b := hv & m.mask
+	mem, so := m.mem, m.g.slotOff
+	sv := mem.Words8(so + uint64(b)*32)
+	if m.lru != nil {
+		// The key's home element, in the bucket's own cache line:
+		// an LRU element with an even sequence is in its bucket's
+		// chain (unlink), so a match there is the answer.
+		if seq := atomic.LoadUint32(&sv[s4Seq]); seq&1 == 0 && seq != 0 &&
+			atomic.LoadUint32(&sv[s4Hash]) == hv && sv[s4Key] == k {
+			v := atomic.LoadUint64(region.Pair(sv, s4Val))
+			region.ReadFence()
+			if atomic.LoadUint32(&sv[s4Seq]) == seq {
+				return v, nil
+			}
+		}
+	}
+retry:
+	for range readRetries {
+		v1 := atomic.LoadUint32(&sv[s4Lock])
+		ref := atomic.LoadUint32(&sv[s4Head])
+		for ref != 0 && ref&nullsBit == 0 {
+			ev := mem.Words8(so + uint64(ref-1)*32)
+			seq := atomic.LoadUint32(&ev[s4Seq])
+			if seq&1 != 0 {
+				continue retry
+			}
+			if atomic.LoadUint32(&ev[s4Hash]) == hv && ev[s4Key] == k {
+				v := atomic.LoadUint64(region.Pair(ev, s4Val))
+				region.ReadFence()
+				if atomic.LoadUint32(&ev[s4Seq]) != seq {
+					continue retry
+				}
+				return v, nil
+			}
+			next := atomic.LoadUint32(&ev[s4Next])
+			region.ReadFence()
+			if atomic.LoadUint32(&ev[s4Seq]) != seq {
+				continue retry
+			}
+			ref = next
+		}
+		if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
+			continue // another bucket's chain, or a writer was here
+		}
+		return 0, uapi.ENOENT
+	}
+	var kb, vb [8]byte
+	binary.LittleEndian.PutUint32(kb[:], k)
+	err := m.lookupLocked(b, hv, kb[:4], vb[:])
+	return binary.LittleEndian.Uint64(vb[:]), err
+}
+
 // Lookup copies key's value into value.
 func (m *Map) Lookup(key, value []byte) error {
 	if m.keySize == 4 && m.g.valArea == 8 && len(value) == 8 {
-		// The most common shape, a 4-byte key and a one-word value, is read
-		// here without a call: read's protocol, specialised.
-		k := binary.LittleEndian.Uint32(key)
-		hv := jhash.Word(k, m.seed)
-		b := hv & m.mask
-		mem, g := m.mem, &m.g
-		lw := mem.Uint32(g.slotOff + uint64(b)*g.slotSize)
-		if m.lru != nil {
-			// The key's home element, in the bucket's own cache line:
-			// an LRU element with an even sequence is in its bucket's
-			// chain (unlink), so a match there is the answer.
-			e := g.slotOff + uint64(b)*g.slotSize + 8
-			sp := mem.Uint32(e)
-			if seq := atomic.LoadUint32(sp); seq&1 == 0 && seq != 0 &&
-				atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
-				v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
-				region.ReadFence()
-				if atomic.LoadUint32(sp) == seq {
-					binary.LittleEndian.PutUint64(value, v)
-					return nil
-				}
-			}
+		v, err := m.LookupWord(binary.LittleEndian.Uint32(key))
+		if err == nil {
+			binary.LittleEndian.PutUint64(value, v)
 		}
-	retry:
-		for range readRetries {
-			v1 := atomic.LoadUint32(lw)
-			ref := atomic.LoadUint32(mem.Uint32(g.slotOff + uint64(b)*g.slotSize + 4))
-			for ref != 0 && ref&nullsBit == 0 {
-				e := g.slotOff + uint64(ref-1)*g.slotSize + 8
-				sp := mem.Uint32(e)
-				seq := atomic.LoadUint32(sp)
-				if seq&1 != 0 {
-					continue retry
-				}
-				if atomic.LoadUint32(mem.Uint32(e+8)) == hv && *mem.Uint32(e + g.keyOff) == k {
-					v := atomic.LoadUint64(mem.Uint64(e + g.valOff))
-					region.ReadFence()
-					if atomic.LoadUint32(sp) != seq {
-						continue retry
-					}
-					binary.LittleEndian.PutUint64(value, v)
-					return nil
-				}
-				next := atomic.LoadUint32(mem.Uint32(e + 4))
-				region.ReadFence()
-				if atomic.LoadUint32(sp) != seq {
-					continue retry
-				}
-				ref = next
-			}
-			if ref != 0 && ref != m.nulls(b) || !m.quiet(b, v1) {
-				continue // another bucket's chain, or a writer was here
-			}
-			return uapi.ENOENT
-		}
-		return m.lookupLocked(b, hv, key, value)
+		return err
 	}
 	hv := m.hash(key)
 	b := hv & m.mask

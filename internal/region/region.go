@@ -254,5 +254,23 @@ func (m Mem) Words(off, n uint64) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(&w[0])), n)
 }
 
+// Words8 returns the 32 bytes at off as eight 4-byte words, for atomic use:
+// one bounds check for all of them. off must be 8-byte aligned.
+func (m Mem) Words8(off uint64) *[8]uint32 {
+	w := m[off : off+32 : off+32]
+	// Sound: w is 32 bytes inside the region (bounds-checked by the slice
+	// expression), 8-byte aligned as the caller keeps off and the region
+	// base is page-aligned, and the memory is not managed by the collector.
+	return (*[8]uint32)(unsafe.Pointer(&w[0]))
+}
+
+// Pair returns words i and i+1 of w (i even) as one 8-byte word, for atomic
+// use.
+func Pair(w *[8]uint32, i uint) *uint64 {
+	// Sound: words i&6 and i&6+1 are 8 bytes inside *w, and w is 8-byte
+	// aligned (Words8).
+	return (*uint64)(unsafe.Pointer(&w[i&6]))
+}
+
 // Bytes returns the n bytes at off.
 func (m Mem) Bytes(off, n uint64) []byte { return m[off : off+n : off+n] }

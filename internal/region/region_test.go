@@ -40,6 +40,7 @@ func TestAccessorsBoundsChecked(t *testing.T) {
 		"Uint32 past end": func() { r.Mem().Uint32(4094) },
 		"Uint64 past end": func() { r.Mem().Uint64(4090) },
 		"Bytes past end":  func() { r.Mem().Bytes(4000, 100) },
+		"Words8 past end": func() { r.Mem().Words8(4072) },
 	} {
 		func() {
 			defer func() {
