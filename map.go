@@ -260,23 +260,17 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 		// check of BPF_MAP_LOOKUP_ELEM passes (a readable handle, no
 		// flags, key and value of the map's sizes), so the family's
 		// lookup is the command.
-		var k []byte
-		switch kp := key.(type) {
-		case *uint32:
-			if kp == nil || m.keySize != 4 {
-				goto general
-			}
-			if m.words != nil {
+		if kp, ok := key.(*uint32); ok && kp != nil {
+			switch {
+			case m.words != nil:
 				// An array of u64: the family's read (Word), inlined.
-				// An index past the end takes the general path.
+				// An index past the end goes on to the family's Lookup.
 				if v, ok := m.words.Word(*kp); ok {
 					*vp = v
 					runtime.KeepAlive(m)
 					return nil
 				}
-				goto general
-			}
-			if m.hashWords != nil {
+			case m.hashWords != nil:
 				// A hash of u32 to u64: the family's LookupWord.
 				v, err := m.hashWords.LookupWord(*kp)
 				runtime.KeepAlive(m)
@@ -286,23 +280,20 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 				*vp = v
 				return nil
 			}
-			k = marshal.Uint32Bytes(kp)
-		case []byte:
-			if kp == nil || uint32(len(kp)) != m.keySize {
-				goto general
+		}
+		k, ok := fastKey(key, m.keySize)
+		if !ok {
+			k, ok = fastBytesKey(key, m.keySize)
+		}
+		if ok {
+			err := m.ops.Lookup(k, marshal.Uint64Bytes(vp))
+			runtime.KeepAlive(m)
+			if err != nil {
+				return wrap(opLookup, err)
 			}
-			k = marshal.HideBytes(kp)
-		default:
-			goto general
+			return nil
 		}
-		err := m.ops.Lookup(k, marshal.Uint64Bytes(vp))
-		runtime.KeepAlive(m)
-		if err != nil {
-			return wrap(opLookup, err)
-		}
-		return nil
 	}
-general:
 	k, ok := fastKey(key, m.keySize)
 	if !ok {
 		k, ok = fastBytesKey(key, m.keySize)
@@ -445,29 +436,19 @@ func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 		// that is not frozen and takes plain keys and the standard flags,
 		// key and value of the map's sizes), so the family's update is
 		// the command.
-		var k []byte
-		switch kp := key.(type) {
-		case *uint32:
-			if kp == nil || m.keySize != 4 {
-				goto general
-			}
-			k = marshal.Uint32Bytes(kp)
-		case []byte:
-			if kp == nil || uint32(len(kp)) != m.keySize {
-				goto general
-			}
-			k = marshal.HideBytes(kp)
-		default:
-			goto general
+		k, ok := fastKey(key, m.keySize)
+		if !ok {
+			k, ok = fastBytesKey(key, m.keySize)
 		}
-		err := m.ops.Update(k, marshal.Uint64Bytes(vp), uint64(flags))
-		runtime.KeepAlive(m)
-		if err != nil {
-			return wrap(opUpdate, err)
+		if ok {
+			err := m.ops.Update(k, marshal.Uint64Bytes(vp), uint64(flags))
+			runtime.KeepAlive(m)
+			if err != nil {
+				return wrap(opUpdate, err)
+			}
+			return nil
 		}
-		return nil
 	}
-general:
 	k, ok := fastKey(key, m.keySize)
 	if !ok {
 		k, ok = fastBytesKey(key, m.keySize)
