@@ -30,6 +30,9 @@ func runModel(in []byte) error {
 	dataSize := []int{1, 2, 4, 16, 24}[r.byte()%5]
 	ks := 4 + dataSize
 	maxEnt := 1 + int(r.byte()%40)
+	if maxEnt == 40 {
+		maxEnt = jumpMin // a map with a jump table (two data bytes or more)
+	}
 	m, err := newOps(uint32(ks), 3, uint32(maxEnt))
 	if err != nil {
 		return err
@@ -95,6 +98,9 @@ func runModel(in []byte) error {
 		if m.Count() != uint32(len(ref.ents)) {
 			return fmt.Errorf("step %d: count %d, model %d", step, m.Count(), len(ref.ents))
 		}
+		if err := m.checkJump(); err != nil {
+			return fmt.Errorf("step %d: %v", step, err)
+		}
 	}
 	// Full walk in order.
 	want := ref.order()
@@ -122,6 +128,7 @@ func FuzzModel(f *testing.F) {
 	f.Add([]byte{4, 30, 1, 1, 190, 0, 0, 0, 1, 1, 191, 0, 3, 0, 1, 199, 0, 4, 0, 1, 185, 0})
 	f.Add([]byte{2, 5, 1, 1, 30, 1, 3, 9, 0, 0, 2, 20, 2, 5, 11, 4, 2, 1, 12, 0, 0, 3, 1, 255, 0})
 	f.Add(bytes.Repeat([]byte{3, 7, 1, 2, 9, 0, 0, 4, 0, 8, 1, 5}, 20))
+	f.Add(append([]byte{2, 39}, bytes.Repeat([]byte{0, 1, 20, 1, 9, 2, 1, 17, 0, 3, 0, 18, 0}, 30)...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if err := runModel(in); err != nil {
 			t.Fatal(err)

@@ -311,7 +311,7 @@ func TestLockstep(t *testing.T) {
 		dsz := []int{1, 2, 4, 16, 20, 128}[seed%6] // key sizes 5, 6, 8, 20, 24 and 132
 		ks := 4 + dsz
 		vs := []int{1, 4, 8, 13}[r.IntN(4)]
-		maxEnt := []int{1, 3, 8, 32, 100, 700}[r.IntN(6)]
+		maxEnt := []int{1, 3, 8, 32, 100, 700, jumpMin}[r.IntN(7)]
 		p := newPair(t, uint32(ks), uint32(vs), uint32(maxEnt))
 		g := newKeyGen(r, ks)
 		val := make([]byte, vs)
@@ -348,6 +348,9 @@ func TestLockstep(t *testing.T) {
 			}
 			done++
 			if err == nil && i%16 == 15 {
+				if err = p.m.checkJump(); err != nil {
+					t.Fatalf("seed %d op %d: %v", seed, i, err)
+				}
 				var keys [][]byte
 				keys, err = p.walk()
 				walks++

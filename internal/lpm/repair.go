@@ -14,9 +14,9 @@ var _ mapops.Repairer = (*Map)(nil)
 // Repair makes the map consistent after a process died in the middle of an
 // update or delete (mapops.Repairer). Writers publish every change with one
 // store (see Crash safety in the package doc), so the structure reachable
-// from the root is always whole; Repair recounts its entries and rebuilds
-// the free lists from the arena space it does not use, then makes the
-// sequence even and unlocks.
+// from the root is always whole; Repair recounts its entries, rebuilds the
+// free lists from the arena space it does not use and the jump table from
+// the structure, then makes the sequence even and unlocks.
 func (m *Map) Repair() {
 	defer runtime.KeepAlive(m.r)
 	ver := m.locks.Seize(m.lockW)
@@ -25,9 +25,28 @@ func (m *Map) Repair() {
 	}
 	blocks, count := m.reachable()
 	m.rebuildFree(blocks)
+	m.rebuildJump()
 	atomic.StoreUint32(m.count, count)
 	region.StoreRelease32(m.seq, atomic.LoadUint32(m.seq)+1)
 	m.unlock(ver)
+}
+
+// rebuildJump makes the jump table (if any) that of the structure reachable
+// from the root: a writer may have died between publishing a change and
+// updating the table.
+func (m *Map) rebuildJump() {
+	if m.jumpOff == 0 {
+		return
+	}
+	for x := uint32(0); x < 256; x++ {
+		row := m.mem.Words(m.jumpOff+4*256*uint64(x), 256)
+		for y := range row {
+			region.StoreRelease32(&row[y], 0)
+		}
+		if n := m.depth1Now(x); n != 0 && m.class(n) < nodeClasses {
+			m.fillRow(row, n)
+		}
+	}
 }
 
 // block is an arena block in use: its ref and its size in 8-byte units.

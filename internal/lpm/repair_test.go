@@ -84,6 +84,9 @@ func checkArena(t *testing.T, m *Map) {
 	if end := uint32(1 + *m.bump/8); at != end {
 		t.Fatalf("blocks end at %d, arena handed out to %d", at, end)
 	}
+	if err := m.checkJump(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sameAs reports whether m holds exactly md's entries: the iteration in
@@ -136,15 +139,18 @@ type errCrash struct{}
 // left no arena block leaked or doubly used and the count exact. With
 // 8-byte values replacements are one store in place; with 12-byte values
 // they are new entries.
+//
+// With max_entries of jumpMin the map has a jump table, which a kill can
+// leave behind the structure: Repair must rebuild it.
 func TestCrashAnywhere(t *testing.T) {
-	for _, vs := range []uint32{8, 12} {
-		t.Run(fmt.Sprintf("value=%d", vs), func(t *testing.T) { crashAnywhere(t, vs) })
+	for _, c := range []struct{ vs, max uint32 }{{8, 200}, {12, 200}, {8, jumpMin}, {12, jumpMin}} {
+		t.Run(fmt.Sprintf("value=%d/max=%d", c.vs, c.max), func(t *testing.T) { crashAnywhere(t, c.vs, c.max) })
 	}
 }
 
-func crashAnywhere(t *testing.T, vs uint32) {
-	m := openSharedV(t, 200, vs)
-	md := newModel(8, 200)
+func crashAnywhere(t *testing.T, vs, max uint32) {
+	m := openSharedV(t, max, vs)
+	md := newModel(8, int(max))
 	rng := rand.New(rand.NewPCG(1, 2))
 	var calls, target int
 	crashHook = func() {

@@ -22,6 +22,11 @@ func MapFile(fd int, size uint64) (*Region, error) {
 	if err != nil {
 		return nil, err
 	}
+	if size >= hugePage {
+		// As for New: where the file's filesystem allows huge pages on
+		// advice (a tmpfs mounted with huge=advise), large maps get them.
+		adviseHuge(mem)
+	}
 	return newShared(mem), nil
 }
 
