@@ -252,6 +252,17 @@ func (m *Map) Lookup(key, valueOut any) error {
 	return m.LookupWithFlags(key, valueOut, 0)
 }
 
+// result ends a command made through the handle or straight on the map's
+// family: the map stays reachable until the call returned, and an error
+// gets the command's wrapping.
+func (m *Map) result(o op, err error) error {
+	runtime.KeepAlive(m)
+	if err != nil {
+		return wrap(o, err)
+	}
+	return nil
+}
+
 // LookupWithFlags is Lookup with BPF_F_LOCK-style lookup flags. bpfmap has
 // no values with spin locks, so any flag is EINVAL, as in the kernel.
 func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) error {
@@ -273,12 +284,10 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 			case m.hashWords != nil:
 				// A hash of u32 to u64: the family's LookupWord.
 				v, err := m.hashWords.LookupWord(*kp)
-				runtime.KeepAlive(m)
-				if err != nil {
-					return wrap(opLookup, err)
+				if err == nil {
+					*vp = v
 				}
-				*vp = v
-				return nil
+				return m.result(opLookup, err)
 			}
 		}
 		k, ok := fastKey(key, m.keySize)
@@ -286,12 +295,7 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 			k, ok = fastBytesKey(key, m.keySize)
 		}
 		if ok {
-			err := m.ops.Lookup(k, marshal.Uint64Bytes(vp))
-			runtime.KeepAlive(m)
-			if err != nil {
-				return wrap(opLookup, err)
-			}
-			return nil
+			return m.result(opLookup, m.ops.Lookup(k, marshal.Uint64Bytes(vp)))
 		}
 	}
 	k, ok := fastKey(key, m.keySize)
@@ -309,12 +313,7 @@ func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) erro
 		k, v, ok = marshal.Fast2(key, int(m.keySize), valueOut, m.fullValue)
 	}
 	if ok && !m.perCPU {
-		err := m.h.Lookup(k, v, uint64(flags))
-		runtime.KeepAlive(m)
-		if err != nil {
-			return wrap(opLookup, err)
-		}
-		return nil
+		return m.result(opLookup, m.h.Lookup(k, v, uint64(flags)))
 	}
 	return m.lookup(key, valueOut, flags)
 }
@@ -441,12 +440,7 @@ func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 			k, ok = fastBytesKey(key, m.keySize)
 		}
 		if ok {
-			err := m.ops.Update(k, marshal.Uint64Bytes(vp), uint64(flags))
-			runtime.KeepAlive(m)
-			if err != nil {
-				return wrap(opUpdate, err)
-			}
-			return nil
+			return m.result(opUpdate, m.ops.Update(k, marshal.Uint64Bytes(vp), uint64(flags)))
 		}
 	}
 	k, ok := fastKey(key, m.keySize)
@@ -461,12 +455,7 @@ func (m *Map) Update(key, value any, flags ebpf.MapUpdateFlags) error {
 		k, v, ok = marshal.Fast2(key, int(m.keySize), value, m.fullValue)
 	}
 	if ok && !m.perCPU {
-		err := m.h.Update(k, v, uint64(flags))
-		runtime.KeepAlive(m)
-		if err != nil {
-			return wrap(opUpdate, err)
-		}
-		return nil
+		return m.result(opUpdate, m.h.Update(k, v, uint64(flags)))
 	}
 	return m.update(key, value, flags)
 }
