@@ -429,11 +429,11 @@ func init() {
 	}
 }
 
-// localIndex is the in-node index of prefixlen p's last partial byte: for
-// l = p%8, (1<<l) | top l bits of data[p/8]. data[p/8] is read only if l > 0.
 // ne reads the region's words in the machine's own byte order.
 var ne = binary.NativeEndian
 
+// localIndex is the in-node index of prefixlen p's last partial byte: for
+// l = p%8, (1<<l) | top l bits of data[p/8]. data[p/8] is read only if l > 0.
 func localIndex(data []byte, p uint32) uint32 {
 	l := p & 7
 	if l == 0 {
