@@ -33,12 +33,11 @@ type MapOptions struct {
 	// negative result means CPU 0). nil means the CPU running the calling
 	// thread, as the kernel uses the CPU running the syscall: read with the
 	// RDPID instruction on x86-64 Linux, a few nanoseconds; where that is not
-	// available, the Go scheduler processor (P) running the calling
-	// goroutine, numbered from 0 as Ps first use maps (see internal/cpuid).
-	// A function returning a
-	// constant makes evictions deterministic: with CPU 0 and the kernel's
-	// PossibleCPUs, an LRU map keeps exactly the keys a kernel map keeps
-	// when every syscall runs on CPU 0.
+	// available, the number of the Go scheduler's processor (P) running the
+	// calling goroutine, 0 … GOMAXPROCS-1 (see internal/cpuid). A function
+	// returning a constant makes evictions deterministic: with CPU 0 and
+	// the kernel's PossibleCPUs, an LRU map keeps exactly the keys a kernel
+	// map keeps when every syscall runs on CPU 0.
 	CPU func() int
 
 	// Namespace is the root directory of the pin namespace the map lives

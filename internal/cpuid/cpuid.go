@@ -6,45 +6,52 @@
 // vDSO's getcpu does, in a few nanoseconds (getcpu(2) is a system call,
 // about 180 ns here).
 //
-// Elsewhere the closest cheap notion in Go is the scheduler's processor (P)
-// running the goroutine, which a sync.Pool tracks for free: each P keeps its
-// own pooled identity number. Identities are handed out 0, 1, 2, … as Ps
-// first ask, so with GOMAXPROCS equal to the number of CPUs they cover the
-// CPUs; a P keeps its number while its pool entry survives (after garbage
-// collections it may be given a new one; under the race detector, whose
-// sync.Pool drops entries at random, it changes often). That costs about
-// 12 ns.
+// Elsewhere (other architectures, and VMs whose CPU model hides RDPID) the
+// closest cheap notion in Go is the scheduler's processor (P) running the
+// goroutine: Ps are numbered 0 … GOMAXPROCS-1, a goroutine runs on one P at
+// a time, and at most GOMAXPROCS goroutines run at once, each on its own P,
+// just as each CPU runs one thread. The runtime hands the number out through
+// procPin, which sync.Pool uses for its per-P shards; this package reaches
+// it through a go:linkname that the runtime keeps open for outside packages
+// (go.dev/issue/67401), about 1 ns against ~25 ns for a sync.Pool round
+// trip. That linkname is the package's only reason to import unsafe: no
+// pointer is converted or dereferenced through it.
 //
 // Callers reduce the number modulo the CPUs they model; anything that must
 // be reproducible sets its CPU explicitly.
 package cpuid
 
 import (
-	"sync"
-	"sync/atomic"
-)
-
-var (
-	next atomic.Uint32
-	ids  = sync.Pool{New: func() any {
-		id := next.Add(1) - 1
-		return &id
-	}}
+	_ "unsafe" // go:linkname to the runtime's procPin/procUnpin; no pointer use
 )
 
 // Current returns the number of the CPU running the caller (RDPID), or else
-// the identity of the scheduler's processor running it.
+// the number of the scheduler's processor (P) running it.
 func Current() int {
 	if hasCPUNumber {
 		return cpuNumber()
 	}
-	return poolID()
+	return processor()
 }
 
-// poolID is the identity of the scheduler's processor running the caller.
-func poolID() int {
-	p := ids.Get().(*uint32)
-	id := *p
-	ids.Put(p)
-	return int(id)
+// processor is the number of the P running the caller, in
+// [0, GOMAXPROCS). The goroutine is pinned to its P only while the number
+// is read, so by the time the caller uses it the goroutine may run on
+// another P: like a CPU number read in user space, it is a hint for
+// spreading work, and callers must stay correct whatever it says.
+func processor() int {
+	p := procPin()
+	procUnpin()
+	return p
 }
+
+// procPin disables preemption of the calling goroutine and returns the id
+// of its P (runtime.procPin).
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+// procUnpin re-enables preemption after procPin (runtime.procUnpin).
+//
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()

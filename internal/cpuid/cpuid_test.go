@@ -6,23 +6,42 @@ import (
 	"testing"
 )
 
-// TestPoolIDIsStableOnOneGoroutine covers the fallback without RDPID.
-func TestPoolIDIsStableOnOneGoroutine(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops entries at random under the race detector")
-	}
+// TestProcessorIsStableOnOneThread covers the fallback without RDPID: a
+// goroutine locked to its thread and never blocking keeps its P.
+func TestProcessorIsStableOnOneThread(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	first := poolID()
+	first := processor()
 	same := 0
 	for range 1000 {
-		if poolID() == first {
+		if processor() == first {
 			same++
 		}
 	}
 	if same < 900 {
-		t.Fatalf("identity changed %d times in 1000 calls on one thread", 1000-same)
+		t.Fatalf("processor changed %d times in 1000 calls on one thread", 1000-same)
 	}
+}
+
+// TestProcessorIsBelowGOMAXPROCS: Ps are numbered from 0, so callers that
+// model GOMAXPROCS CPUs (or more) give every P a CPU of its own.
+func TestProcessorIsBelowGOMAXPROCS(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for range 4 * procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				if p := processor(); p < 0 || p >= procs {
+					t.Errorf("processor %d outside [0, %d)", p, procs)
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestConcurrentCallersGetIdentities(t *testing.T) {
@@ -33,7 +52,7 @@ func TestConcurrentCallersGetIdentities(t *testing.T) {
 			defer wg.Done()
 			for range 1000 {
 				if Current() < 0 {
-					t.Error("negative identity")
+					t.Error("negative CPU")
 					return
 				}
 			}

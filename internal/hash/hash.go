@@ -61,8 +61,10 @@
 // nodes (after BPF_F_NO_COMMON_LRU's rounding), each the home element of
 // some slot, with no overflow pool. Which slots are nodes is the LRU's
 // choice (lru.go): a key's element goes to its own bucket's slot when that
-// slot is not a node already, so most lookups read one cache line. The LRU's
-// records, one per slot, follow the slots. An update obtains a node from the LRU first — which may evict,
+// slot is free, else, where two 32-byte slots share a cache line, to the
+// other slot of the line (its mate) when that is free, so nearly all
+// lookups read one cache line. The LRU's records, one per slot, follow the
+// slots. An update obtains a node from the LRU first — which may evict,
 // taking the LRU locks and one victim bucket lock at a time — and only then
 // takes its key's bucket lock and applies BPF_NOEXIST/BPF_EXIST, as the
 // kernel does; a node freed by a delete or a failed update goes back to the
@@ -355,6 +357,9 @@ func (family) Open(r *region.Region, a *mapops.Attr, _ mapops.Layout) (mapops.Op
 	if lru(a.Type) {
 		m.max = g.maxEnt
 		m.lru = newLRU(m, a)
+		if g.slotSize == 32 && g.nBuckets >= 2 && g.slotOff%64 == 0 {
+			m.mateBit = 1
+		}
 	}
 	m.memBase = memUsage(a, g, 0)
 	m.memElem = memUsage(a, g, 1) - m.memBase
@@ -374,10 +379,13 @@ type Map struct {
 	max      uint32
 	inPlace  bool      // per-CPU: replace at the same chain position
 	lru      *lruState // LRU maps only
-	locks    *robust.Locker
-	count    *uint32
-	free     *uint64
-	fresh    *uint32
+	// mateBit is 1 where a slot's mate (b ^ 1) shares its cache line and
+	// can hold a key of bucket b (LRU maps with 32-byte slots), else 0.
+	mateBit uint32
+	locks   *robust.Locker
+	count   *uint32
+	free    *uint64
+	fresh   *uint32
 	// memBase and memElem give Memlock: the kernel's figure for the empty
 	// map and what each live element adds (0 when preallocated).
 	memBase, memElem uint64
@@ -392,7 +400,12 @@ func (m *Map) hash(key []byte) uint32 {
 }
 
 func (m *Map) lockWord(b uint32) *uint32 { return m.mem.Uint32(m.g.slotOff + uint64(b)*m.g.slotSize) }
-func (m *Map) headOff(b uint32) uint64   { return m.g.slotOff + uint64(b)*m.g.slotSize + 4 }
+
+// mate is the slot after b's own where an LRU map may keep a key of bucket
+// b: b's neighbour in its cache line (b ^ 1) where two slots fill one
+// line, else b itself.
+func (m *Map) mate(b uint32) uint32    { return b ^ m.mateBit }
+func (m *Map) headOff(b uint32) uint64 { return m.g.slotOff + uint64(b)*m.g.slotSize + 4 }
 
 // elem returns the region offset of element ref. Overflow elements sit in
 // slots too (their bucket header unused), so one multiply finds any element.
@@ -618,16 +631,14 @@ func (m *Map) LookupWord(k uint32) (uint64, error) {
 	mem, so := m.mem, m.g.slotOff
 	sv := mem.Words8(so + uint64(b)*32)
 	if m.lru != nil {
-		// The key's home element, in the bucket's own cache line:
-		// an LRU element with an even sequence is in its bucket's
-		// chain (unlink), so a match there is the answer.
-		if seq := atomic.LoadUint32(&sv[s4Seq]); seq&1 == 0 && seq != 0 &&
-			atomic.LoadUint32(&sv[s4Hash]) == hv && sv[s4Key] == k {
-			v := atomic.LoadUint64(region.Pair(sv, s4Val))
-			region.ReadFence()
-			if atomic.LoadUint32(&sv[s4Seq]) == seq {
-				return v, nil
-			}
+		// The bucket's own slot and its mate, in the bucket's cache
+		// line: an LRU element with an even sequence is in its
+		// bucket's chain (unlink), so a match there is the answer.
+		if v, ok := liveWord(sv, hv, k); ok {
+			return v, nil
+		}
+		if v, ok := liveWord(mem.Words8(so+uint64(m.mate(b))*32), hv, k); ok {
+			return v, nil
 		}
 	}
 retry:
@@ -664,6 +675,20 @@ retry:
 	binary.LittleEndian.PutUint32(kb[:], k)
 	err := m.lookupLocked(b, hv, kb[:4], vb[:])
 	return binary.LittleEndian.Uint64(vb[:]), err
+}
+
+// liveWord reads the value of the element in slot view sv if it is a live
+// element of key k (hash hv) of an LRU map.
+func liveWord(sv *[8]uint32, hv, k uint32) (uint64, bool) {
+	if seq := atomic.LoadUint32(&sv[s4Seq]); seq&1 == 0 && seq != 0 &&
+		atomic.LoadUint32(&sv[s4Hash]) == hv && sv[s4Key] == k {
+		v := atomic.LoadUint64(region.Pair(sv, s4Val))
+		region.ReadFence()
+		if atomic.LoadUint32(&sv[s4Seq]) == seq {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // Lookup copies key's value into value.
@@ -717,14 +742,16 @@ func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
 // when the attempt must be retried.
 func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool) {
 	if m.lru != nil {
-		// The home element first (see Lookup).
-		e := m.elem(b + 1)
-		if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
-			atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
-			m.copyValue(out, e)
-			region.ReadFence()
-			if atomic.LoadUint32(m.seqOf(e)) == seq {
-				return b + 1, true, true
+		// The bucket's own slot and its mate first (see LookupWord).
+		for _, s := range [2]uint32{b, m.mate(b)} {
+			e := m.elem(s + 1)
+			if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
+				atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
+				m.copyValue(out, e)
+				region.ReadFence()
+				if atomic.LoadUint32(m.seqOf(e)) == seq {
+					return s + 1, true, true
+				}
 			}
 		}
 	}

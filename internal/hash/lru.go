@@ -35,9 +35,10 @@ import (
 // that is not a node (found from a cursor over the slots), so creating a map
 // touches no node. And an update that takes a node for a key whose home
 // slot (its bucket's own slot) is not a node uses that slot instead,
-// releasing the node it was given: the lists are the same, but the key's
-// element now shares its bucket's cache line, so a lookup reads one line
-// instead of two.
+// releasing the node it was given, or else, in a map whose 32-byte slots
+// pair up in cache lines, the other slot of the line (the mate) if that
+// is not a node: the lists are the same, but the key's element now shares
+// its bucket's cache line, so a lookup reads one line instead of two.
 //
 // Common LRU (the default): a global active, inactive and free list, and
 // per CPU a pending and a local free list.
@@ -53,8 +54,9 @@ import (
 // then the global lock, then (to evict) one bucket lock at a time. No LRU
 // lock is ever taken while a bucket lock is held: an update obtains its node
 // first and takes its key's bucket lock afterwards; a delete returns the
-// node after dropping the bucket lock. An operation holds at most one local
-// lock at a time.
+// node after dropping the bucket lock. An operation waits for at most one
+// local lock at a time: updateHome may take a second CPU's, but only if it
+// is free, never waiting for it.
 //
 // A lock taken while other locks of the map are held (the global lock under
 // a local one, a bucket lock to evict) is taken with nest, which never runs
@@ -394,18 +396,23 @@ func (l *lruState) claim(j, t, c uint32) bool {
 	return true
 }
 
-// home replaces node i, just taken off a free list for a key whose home
-// slot is h, with slot h if h is not a node: i stops being a node and h
-// becomes one of type t on CPU c. The caller holds the lock of the list i
-// came from and puts the result where i was going; h = noNode asks for no
-// replacement.
-func (l *lruState) home(i, h, t, c uint32) uint32 {
-	if h == noNode || i == h || !l.claim(h, t, c) {
+// home replaces node i, just taken off a free list for a key of bucket b,
+// with b's own slot, or else its mate (Map.mate), if that slot is not a
+// node: i stops being a node and the slot becomes one of type t on CPU c.
+// The caller holds the lock of the list i came from and puts the result
+// where i was going; b = noNode asks for no replacement.
+func (l *lruState) home(i, b, t, c uint32) uint32 {
+	if b == noNode || i == b || i == l.m.mate(b) {
 		return i
 	}
-	region.StoreRelease32(l.own(i), 0)
-	region.StoreRelease32(l.meta(i), 0)
-	return h
+	for _, h := range [2]uint32{b, l.m.mate(b)} {
+		if l.claim(h, t, c) {
+			region.StoreRelease32(l.own(i), 0)
+			region.StoreRelease32(l.meta(i), 0)
+			return h
+		}
+	}
+	return i
 }
 
 // moveToFree is __bpf_lru_node_move_to_free.
@@ -964,10 +971,14 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	}
 	b := hv & m.mask
 	node := uint32(noNode)
-	if !m.inPlace && m.g.valArea == 8 && flags != uapi.NoExist && m.atHome(b, hv, key) {
-		// The key lives in its home slot: keep it there.
+	o := uint32(noNode)
+	if !m.inPlace && m.g.valArea == 8 && flags != uapi.NoExist {
+		o = m.atHome(b, hv, key)
+	}
+	if o != noNode {
+		// The key lives in its bucket's slot or its mate: keep it there.
 		var done bool
-		if node, done = m.updateHome(b, hv, key, value); done {
+		if node, done = m.updateHome(o, b, hv, key, value); done {
 			return nil
 		}
 		if node == noNode {
@@ -1040,37 +1051,43 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	return err
 }
 
-// atHome reports, without a lock, whether key's element is the home
-// element of its bucket b.
-func (m *Map) atHome(b, hv uint32, key []byte) bool {
-	e := m.elem(b + 1)
-	seq := atomic.LoadUint32(m.seqOf(e))
-	return seq&1 == 0 && seq != 0 && atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key)
+// atHome returns, read without a lock, the slot of key's element if that
+// is its bucket b's own slot or b's mate, else noNode.
+func (m *Map) atHome(b, hv uint32, key []byte) uint32 {
+	for _, s := range [2]uint32{b, m.mate(b)} {
+		e := m.elem(s + 1)
+		if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
+			atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
+			return s
+		}
+	}
+	return noNode
 }
 
 // updateHome is an LRU_HASH update (BPF_ANY or BPF_EXIST, a one-word
-// value) of a key that lives in its home slot o = b. The kernel would take
-// a node n from the LRU, put the key and value in it at the head of the
-// bucket's chain, and free o. Free nodes are interchangeable, so this
-// keeps the key in o instead: it takes n as the kernel does, stores the
-// value in o in place (one atomic store, so readers see the old value or
-// the new), swaps the list places of n and o (o takes n's place as the new
-// node, referenced; n takes o's), moves o to the front of the chain, and
-// frees n from o's old place as the kernel frees o. The lists, the chain
-// order and the surviving keys are the kernel's, and the key's element
-// stays in its bucket's cache line.
+// value) of a key of bucket b that lives in slot o, b's own or its mate
+// (atHome). The kernel would take a node n from the LRU, put the key and
+// value in it at the head of the bucket's chain, and free o. Free nodes
+// are interchangeable, so this keeps the key in o instead: it takes n as
+// the kernel does, stores the value in o in place (one atomic store, so
+// readers see the old value or the new), swaps the list places of n and o
+// (o takes n's place as the new node, referenced; n takes o's), moves o
+// to the front of the chain, and frees n from o's old place as the kernel
+// frees o. The lists, the chain order and the surviving keys are the
+// kernel's, and the key's element stays in its bucket's cache line.
 //
 // It holds the lock of the list it takes n from, then takes the lock of
-// o's list if that is another (the global list's), then the bucket lock:
-// the LRU's lock order, and no more locks than an update takes anyway. It
-// gives up with done false, n (if not noNode) popped and in flight, when
-// o is on another CPU's local list (an operation holds at most one local
-// lock), when a lock is held by a dead process, when the CPU must steal a
-// node, or when the key is no longer in its home slot (the pop may have
-// evicted it); the caller then goes on the kernel's way.
-func (m *Map) updateHome(b, hv uint32, key, value []byte) (n uint32, done bool) {
+// o's list if that is another, then the bucket lock: the LRU's lock order,
+// and no more locks than an update takes anyway. o's list may be another
+// CPU's pending list, whose local lock it takes only if that is free (a
+// second local lock is never waited for). It gives up with done false, n
+// (if not noNode) popped and in flight, when that lock is busy, when o is
+// on another CPU's lists of a BPF_F_NO_COMMON_LRU map, when a lock is held
+// by a dead process, when the CPU must steal a node, or when the key is no
+// longer in slot o (the pop may have evicted it); the caller then goes on
+// the kernel's way.
+func (m *Map) updateHome(o, b, hv uint32, key, value []byte) (n uint32, done bool) {
 	l := m.lru
-	o := b
 	locks := m.locks
 	c := l.currentCPU()
 	var w0 *uint32
@@ -1103,11 +1120,19 @@ func (m *Map) updateHome(b, hv uint32, key, value []byte) (n uint32, done bool) 
 	}
 	wo := l.listLock(o)
 	if wo != w0 {
-		if global := l.lockWord(l.ll(0) + llLock); l.percpu || wo != global {
-			unlock()
-			return n, false
+		var v uint32
+		ok := false
+		switch {
+		case l.percpu:
+			// Another CPU's lists: left to the kernel's way.
+		case wo == l.lockWord(l.ll(0)+llLock):
+			v, ok = l.nest(wo, &st)
+		default:
+			// Another CPU's local lock: taken only if free, never
+			// waited for, so two updates that each hold one local
+			// lock cannot wait for each other.
+			v, ok = locks.TryLock(wo)
 		}
-		v, ok := l.nest(wo, &st)
 		if !ok {
 			unlock()
 			return n, false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package cpuid
-
-const raceEnabled = false
