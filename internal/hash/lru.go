@@ -396,23 +396,40 @@ func (l *lruState) claim(j, t, c uint32) bool {
 	return true
 }
 
-// home replaces node i, just taken off a free list for a key of bucket b,
-// with b's own slot, or else its mate (Map.mate), if that slot is not a
-// node: i stops being a node and the slot becomes one of type t on CPU c.
-// The caller holds the lock of the list i came from and puts the result
-// where i was going; b = noNode asks for no replacement.
+// home replaces node i, just taken off a free list (on no list now) for a
+// key of bucket b, with b's own slot, or else its mate (Map.mate), if that
+// slot is not a node: i stops being a node and the slot becomes one of
+// type t on CPU c. The caller holds the lock of the list i came from and
+// puts the result where i was going; b = noNode asks for no replacement.
 func (l *lruState) home(i, b, t, c uint32) uint32 {
+	if h := l.homeSlot(i, b, t, c); h != noNode {
+		l.release(i)
+		return h
+	}
+	return i
+}
+
+// homeSlot claims, for node i's key of bucket b, b's own slot or else its
+// mate as a node of type t on CPU c, if one is not a node and is not i;
+// noNode if neither (or b is noNode).
+func (l *lruState) homeSlot(i, b, t, c uint32) uint32 {
 	if b == noNode || i == b || i == l.m.mate(b) {
-		return i
+		return noNode
 	}
 	for _, h := range [2]uint32{b, l.m.mate(b)} {
 		if l.claim(h, t, c) {
-			region.StoreRelease32(l.own(i), 0)
-			region.StoreRelease32(l.meta(i), 0)
 			return h
 		}
 	}
-	return i
+	return noNode
+}
+
+// release makes node i, which is on no list, no longer a node. Any
+// process's fresh may claim its slot from then on, even under another
+// lock, so i must already be off every list.
+func (l *lruState) release(i uint32) {
+	region.StoreRelease32(l.own(i), 0)
+	region.StoreRelease32(l.meta(i), 0)
 }
 
 // moveToFree is __bpf_lru_node_move_to_free.
@@ -894,11 +911,16 @@ func (l *lruState) percpuLockedPop(c, h uint32, st *stall) uint32 {
 		i = l.freeFirst(L)
 	}
 	if i != noNode {
-		if j := l.home(i, h, tFree, c); j != i {
-			// j takes i's place at the head of the free list.
+		if j := l.homeSlot(i, h, tFree, c); j != noNode {
+			// j takes i's place at the head of the free list, and only
+			// then does i stop being a node: another CPU's fresh (under
+			// that CPU's lock) may claim i's slot as soon as it is not
+			// one, and must not find it on this list.
 			p, n := *l.prev(i), *l.next(i)
 			*l.prev(j), *l.next(j) = p, n
 			*l.next(p), *l.prev(n) = j, j
+			l.crashPoint()
+			l.release(i)
 			i = j
 		}
 		l.clearRef(i)

@@ -287,3 +287,50 @@ func TestLRUKeysSitInTheirLine(t *testing.T) {
 		}
 	}
 }
+
+// TestLRUConcurrentClaims: with BPF_F_NO_COMMON_LRU each CPU's pops run
+// under that CPU's lock alone, so one CPU's pop can hand a node back (its
+// key took its home slot instead) while another CPU claims non-node slots
+// for fresh nodes. Many fresh nodes (a large map), new keys on two CPUs at
+// once and deletes behind them: every key stored must stay findable, and
+// the lists and the table must agree after.
+func TestLRUConcurrentClaims(t *testing.T) {
+	for round := range 4 {
+		var cpuN atomic.Int64
+		m := newTestLRU(t, uapi.MapTypeLRUHash, uapi.FNoCommonLRU, 1<<13, 8, func() int { return int(cpuN.Add(1)) })
+		var wg sync.WaitGroup
+		var lost atomic.Int64
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := make([]byte, 4)
+				v := make([]byte, 8)
+				const lag = 512
+				for i := range 6000 {
+					key := uint32(round)<<28 | uint32(w)<<24 | uint32(i)
+					binary.LittleEndian.PutUint32(k, key)
+					binary.LittleEndian.PutUint64(v, uint64(key))
+					if err := m.Update(k, v, uapi.NoExist); err != nil {
+						t.Errorf("update %#x: %v", key, err)
+						return
+					}
+					if m.Lookup(k, v) != nil || binary.LittleEndian.Uint64(v) != uint64(key) {
+						lost.Add(1)
+					}
+					if i >= lag {
+						binary.LittleEndian.PutUint32(k, key-lag)
+						if err := m.Delete(k); err != nil {
+							lost.Add(1)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if lost.Load() != 0 {
+			t.Fatalf("round %d: %d keys lost or changed", round, lost.Load())
+		}
+		checkLRU(t, m)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,7 +140,8 @@ func contents(t *testing.T, m *Map) map[uint32]uint64 {
 	return got
 }
 
-// within runs f and fails if it does not return within d.
+// within runs f and fails if it does not return within d, with every
+// goroutine's stack (where the waiters are stuck) in the failure.
 func within(t *testing.T, d time.Duration, what string, f func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -150,7 +152,9 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		t.Fatalf("%s: still waiting after %v", what, d)
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("%s: still waiting after %v; goroutines:\n%s", what, d, buf)
 	}
 }
 
