@@ -1106,6 +1106,10 @@ func (m *Map) crashPoint() {
 	}
 }
 
+// releaseHook is set by tests only, to a function that checks a node the
+// LRU is about to stop treating as one (lruState.release).
+var releaseHook func(l *lruState, i uint32)
+
 // crashPoint is Map.crashPoint for the LRU's steps.
 func (l *lruState) crashPoint() {
 	if crashHook != nil {

@@ -428,6 +428,9 @@ func (l *lruState) homeSlot(i, b, t, c uint32) uint32 {
 // process's fresh may claim its slot from then on, even under another
 // lock, so i must already be off every list.
 func (l *lruState) release(i uint32) {
+	if releaseHook != nil {
+		releaseHook(l, i)
+	}
 	region.StoreRelease32(l.own(i), 0)
 	region.StoreRelease32(l.meta(i), 0)
 }

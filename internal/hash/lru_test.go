@@ -334,3 +334,39 @@ func TestLRUConcurrentClaims(t *testing.T) {
 		checkLRU(t, m)
 	}
 }
+
+// TestLRUReleasesOnlyUnlinkedNodes: a node handed back in favour of its
+// key's home slot stops being a node, and from then on any process may
+// claim its slot for a fresh node, under another lock than the releaser's;
+// so it must be on no list by then. Random updates and deletes of keys
+// that crowd few buckets, on both CPUs, with and without
+// BPF_F_NO_COMMON_LRU, check every release.
+func TestLRUReleasesOnlyUnlinkedNodes(t *testing.T) {
+	releases := 0
+	releaseHook = func(l *lruState, i uint32) {
+		releases++
+		if p, n := *l.prev(i), *l.next(i); *l.next(p) == i || *l.prev(n) == i {
+			t.Fatalf("node %d released while on a list (type %d)", i, l.typ(i))
+		}
+	}
+	defer func() { releaseHook = nil }()
+	for _, flags := range []uint32{0, uapi.FNoCommonLRU} {
+		cpu := 0
+		m := newTestLRU(t, uapi.MapTypeLRUHash, flags, 256, 8, func() int { return cpu })
+		r := rand.New(rand.NewPCG(3, uint64(flags)))
+		k, v := make([]byte, 4), make([]byte, 8)
+		for range 20000 {
+			cpu = r.IntN(2)
+			binary.LittleEndian.PutUint32(k, uint32(r.IntN(400)))
+			if r.IntN(4) == 0 {
+				_ = m.Delete(k)
+			} else if err := m.Update(k, v, uapi.Any); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkLRU(t, m)
+	}
+	if releases == 0 {
+		t.Fatal("no node was released: the test checks nothing")
+	}
+}
