@@ -204,7 +204,7 @@ func (m *Map) repairLRU() {
 }
 
 // lockWords lists the LRU's lock words in the order operations take them:
-// the CPUs' local locks (an operation holds at most one at a time), then
+// the CPUs' local locks (an operation waits for at most one at a time), then
 // the global lock; with BPF_F_NO_COMMON_LRU each CPU's list lock (one at a
 // time).
 func (l *lruState) lockWords() []*uint32 {
