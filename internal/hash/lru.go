@@ -416,7 +416,10 @@ func (l *lruState) homeSlot(i, b, t, c uint32) uint32 {
 	if b == noNode || i == b || i == l.m.mate(b) {
 		return noNode
 	}
-	for _, h := range [2]uint32{b, l.m.mate(b)} {
+	for k, h := range [2]uint32{b, l.m.mate(b)} {
+		if k == 1 && h == b {
+			break // no mate
+		}
 		if l.claim(h, t, c) {
 			return h
 		}
@@ -1079,7 +1082,10 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 // atHome returns, read without a lock, the slot of key's element if that
 // is its bucket b's own slot or b's mate, else noNode.
 func (m *Map) atHome(b, hv uint32, key []byte) uint32 {
-	for _, s := range [2]uint32{b, m.mate(b)} {
+	for i, s := range [2]uint32{b, m.mate(b)} {
+		if i == 1 && s == b {
+			break // no mate
+		}
 		e := m.elem(s + 1)
 		if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
 			atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
