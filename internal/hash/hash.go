@@ -743,18 +743,12 @@ func (m *Map) lookupLocked(b, hv uint32, key, value []byte) error {
 func (m *Map) read(b, hv uint32, key, out []byte) (ref uint32, found, done bool) {
 	if m.lru != nil {
 		// The bucket's own slot and its mate first (see LookupWord).
-		for i, s := range [2]uint32{b, m.mate(b)} {
-			if i == 1 && s == b {
-				break // no mate
-			}
+		if s, seq := m.atHome(b, hv, key); s != noNode {
 			e := m.elem(s + 1)
-			if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
-				atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
-				m.copyValue(out, e)
-				region.ReadFence()
-				if atomic.LoadUint32(m.seqOf(e)) == seq {
-					return s + 1, true, true
-				}
+			m.copyValue(out, e)
+			region.ReadFence()
+			if atomic.LoadUint32(m.seqOf(e)) == seq {
+				return s + 1, true, true
 			}
 		}
 	}

@@ -1001,7 +1001,7 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 	node := uint32(noNode)
 	o := uint32(noNode)
 	if !m.inPlace && m.g.valArea == 8 && flags != uapi.NoExist {
-		o = m.atHome(b, hv, key)
+		o, _ = m.atHome(b, hv, key)
 	}
 	if o != noNode {
 		// The key lives in its bucket's slot or its mate: keep it there.
@@ -1080,8 +1080,10 @@ func (m *Map) lruUpdate(key, value []byte, flags uint64) error {
 }
 
 // atHome returns, read without a lock, the slot of key's element if that
-// is its bucket b's own slot or b's mate, else noNode.
-func (m *Map) atHome(b, hv uint32, key []byte) uint32 {
+// is its bucket b's own slot or b's mate, and the element's sequence when
+// its key matched (a reader copying the value checks it is unchanged);
+// slot is noNode if the key is in neither.
+func (m *Map) atHome(b, hv uint32, key []byte) (slot, seq uint32) {
 	for i, s := range [2]uint32{b, m.mate(b)} {
 		if i == 1 && s == b {
 			break // no mate
@@ -1089,10 +1091,10 @@ func (m *Map) atHome(b, hv uint32, key []byte) uint32 {
 		e := m.elem(s + 1)
 		if seq := atomic.LoadUint32(m.seqOf(e)); seq&1 == 0 && seq != 0 &&
 			atomic.LoadUint32(m.hashOf(e)) == hv && m.keyEqual(e, key) {
-			return s
+			return s, seq
 		}
 	}
-	return noNode
+	return noNode, 0
 }
 
 // updateHome is an LRU_HASH update (BPF_ANY or BPF_EXIST, a one-word

@@ -233,7 +233,7 @@ func inLine(t *testing.T, m *Map, keys []uint32) float64 {
 	for _, key := range keys {
 		binary.LittleEndian.PutUint32(k, key)
 		hv := m.hash(k)
-		if m.atHome(hv&m.mask, hv, k) != noNode {
+		if s, _ := m.atHome(hv&m.mask, hv, k); s != noNode {
 			n++
 		}
 	}
