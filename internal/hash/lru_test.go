@@ -288,55 +288,6 @@ func TestLRUKeysSitInTheirLine(t *testing.T) {
 	}
 }
 
-// TestLRUConcurrentClaims stresses BPF_F_NO_COMMON_LRU pops on two CPUs at
-// once, each under its own CPU's lock alone, in a map large enough that
-// they keep claiming fresh slots and home slots (handing nodes back) side
-// by side: new keys on both CPUs and deletes behind them. Every key stored
-// must be found at once, and the lists and the table must agree after.
-// (The race this is about, a node handed back while still linked, is too
-// narrow to hit reliably here; TestLRUReleasesOnlyUnlinkedNodes checks
-// that ordering deterministically.)
-func TestLRUConcurrentClaims(t *testing.T) {
-	for round := range 4 {
-		var cpuN atomic.Int64
-		m := newTestLRU(t, uapi.MapTypeLRUHash, uapi.FNoCommonLRU, 1<<13, 8, func() int { return int(cpuN.Add(1)) })
-		var wg sync.WaitGroup
-		var lost atomic.Int64
-		for w := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				k := make([]byte, 4)
-				v := make([]byte, 8)
-				const lag = 512
-				for i := range 6000 {
-					key := uint32(round)<<28 | uint32(w)<<24 | uint32(i)
-					binary.LittleEndian.PutUint32(k, key)
-					binary.LittleEndian.PutUint64(v, uint64(key))
-					if err := m.Update(k, v, uapi.NoExist); err != nil {
-						t.Errorf("update %#x: %v", key, err)
-						return
-					}
-					if m.Lookup(k, v) != nil || binary.LittleEndian.Uint64(v) != uint64(key) {
-						lost.Add(1)
-					}
-					if i >= lag {
-						binary.LittleEndian.PutUint32(k, key-lag)
-						if err := m.Delete(k); err != nil {
-							lost.Add(1)
-						}
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if lost.Load() != 0 {
-			t.Fatalf("round %d: %d keys lost or changed", round, lost.Load())
-		}
-		checkLRU(t, m)
-	}
-}
-
 // TestLRUReleasesOnlyUnlinkedNodes: a node handed back in favour of its
 // key's home slot stops being a node, and from then on any process may
 // claim its slot for a fresh node, under another lock than the releaser's;
