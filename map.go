@@ -265,30 +265,41 @@ func (m *Map) result(o op, err error) error {
 // LookupWithFlags is Lookup with BPF_F_LOCK-style lookup flags. bpfmap has
 // no values with spin locks, so any flag is EINVAL, as in the kernel.
 func (m *Map) LookupWithFlags(key, valueOut any, flags ebpf.MapLookupFlags) error {
-	if vp, ok := valueOut.(*uint64); ok && vp != nil && m.direct8 && flags == 0 && m.h.Readable() {
-		// A one-word value and a key of the map's size: every generic
-		// check of BPF_MAP_LOOKUP_ELEM passes (a readable handle, no
-		// flags, key and value of the map's sizes), so the family's
-		// lookup is the command.
-		if kp, ok := key.(*uint32); ok && kp != nil {
-			switch {
-			case m.words != nil:
-				// An array of u64: the family's read (Word), inlined.
-				// An index past the end goes on to the family's Lookup.
-				if v, ok := m.words.Word(*kp); ok {
+	// A u32 key and a u64 value on an ARRAY or HASH/LRU_HASH of those
+	// shapes (words, hashWords): every generic check of
+	// BPF_MAP_LOOKUP_ELEM passes but the handle's readability (key and
+	// value of the map's sizes), so the family's inlined read is the
+	// command. These checks come first and alone: at a few nanoseconds per
+	// lookup, every instruction before the read counts.
+	if kp, ok := key.(*uint32); ok && kp != nil && flags == 0 {
+		if vp, ok := valueOut.(*uint64); ok && vp != nil {
+			if hw := m.hashWords; hw != nil && m.h.Readable() {
+				v, err := hw.LookupWord(*kp)
+				if err != nil {
+					return m.result(opLookup, err)
+				}
+				*vp = v
+				runtime.KeepAlive(m)
+				return nil
+			}
+			// An index past the end goes on to the family's Lookup.
+			if w := m.words; w != nil && m.h.Readable() {
+				if v, ok := w.Word(*kp); ok {
 					*vp = v
 					runtime.KeepAlive(m)
 					return nil
 				}
-			case m.hashWords != nil:
-				// A hash of u32 to u64: the family's LookupWord.
-				v, err := m.hashWords.LookupWord(*kp)
-				if err == nil {
-					*vp = v
-				}
-				return m.result(opLookup, err)
 			}
 		}
+	}
+	return m.lookupAny(key, valueOut, flags)
+}
+
+// lookupAny is LookupWithFlags for every key, value and map.
+func (m *Map) lookupAny(key, valueOut any, flags ebpf.MapLookupFlags) error {
+	if vp, ok := valueOut.(*uint64); ok && vp != nil && m.direct8 && flags == 0 && m.h.Readable() {
+		// A one-word value and a key of the map's size: every generic
+		// check passes, so the family's lookup is the command.
 		k, ok := fastKey(key, m.keySize)
 		if !ok {
 			k, ok = fastBytesKey(key, m.keySize)
